@@ -1,0 +1,725 @@
+//! The circuit breaker.
+//!
+//! A call asks for a [`Permit`]; the caller records exactly one outcome on it. The state
+//! lives in one atomic word, `(epoch << 3) | state`, so the closed path is a load to admit
+//! and a few atomic adds to record, with no lock, no allocation and no clock read unless
+//! the policy needs time (a time window). A `parking_lot` mutex is taken only for
+//! transitions and for the half-open probe slots. Each transition bumps the epoch; a permit
+//! remembers the epoch that issued it, so a late outcome updates metrics but never changes
+//! the state that followed.
+//!
+//! Time-driven changes (open -> half-open, probe timeout) happen lazily, when the breaker is
+//! touched, so they are exact under [`ManualClock`](crate::ManualClock).
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use seawall::{BreakerConfig, CircuitBreaker, ManualClock, State};
+//!
+//! let clock = ManualClock::shared();
+//! let breaker = CircuitBreaker::new(BreakerConfig {
+//!     consecutive_failures: Some(2),
+//!     open_duration: Duration::from_secs(1),
+//!     ..BreakerConfig::named("db")
+//! }.with_clock(clock.clone())).unwrap();
+//!
+//! for _ in 0..2 {
+//!     breaker.try_acquire().unwrap().failure(Duration::ZERO);
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//! assert!(breaker.try_acquire().is_err());
+//! clock.advance(Duration::from_secs(1));
+//! breaker.try_acquire().unwrap().success(Duration::ZERO); // the probe
+//! assert_eq!(breaker.state(), State::Closed);
+//! ```
+
+mod config;
+mod events;
+mod permit;
+mod window;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+pub use config::{BreakerConfig, WindowKind, MAX_HALF_OPEN_CALLS, MAX_WINDOW_BUCKETS, MAX_WINDOW_SIZE, OPTION_NAMES};
+pub use events::{Listener, ListenerId, Reason, StateChange};
+pub use permit::{Permit, SharedPermit};
+pub use window::Totals;
+
+use crate::clock::{nanos, SharedClock};
+use crate::error::{ConfigError, Rejected};
+use events::Events;
+use window::{CountWindow, TimeWindow, Window};
+
+/// A breaker state. Spelled the same in every language ([`State::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    /// Calls flow; outcomes are counted.
+    Closed = 0,
+    /// Calls are rejected until `open_duration` passes.
+    Open = 1,
+    /// A few probes are admitted to test recovery.
+    HalfOpen = 2,
+    /// Rejects everything until `reset()`.
+    ForcedOpen = 3,
+    /// Admits everything and records only metrics.
+    Disabled = 4,
+}
+
+impl State {
+    /// `"closed"`, `"open"`, `"half_open"`, `"forced_open"`, `"disabled"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::Disabled => "disabled",
+        }
+    }
+
+    /// Parses [`State::as_str`] back.
+    pub fn parse(s: &str) -> Option<State> {
+        [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::Disabled]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+
+    fn from_word(w: u64) -> State {
+        match w & 7 {
+            0 => State::Closed,
+            1 => State::Open,
+            2 => State::HalfOpen,
+            3 => State::ForcedOpen,
+            _ => State::Disabled,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn epoch_of(w: u64) -> u64 {
+    w >> 3
+}
+
+fn word(epoch: u64, s: State) -> u64 {
+    (epoch << 3) | s as u64
+}
+
+/// What a call ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call failed.
+    Failure,
+    /// The call timed out: a failure, also counted in `timeouts`.
+    Timeout,
+    /// An error the user excluded: counted nowhere but in metrics (`ignored`).
+    Ignore,
+}
+
+impl Outcome {
+    /// `"success"`, `"failure"`, `"timeout"`, `"ignore"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Timeout => "timeout",
+            Outcome::Ignore => "ignore",
+        }
+    }
+
+    /// Parses [`Outcome::as_str`] back.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Success, Outcome::Failure, Outcome::Timeout, Outcome::Ignore]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+
+    fn failed(self) -> bool {
+        matches!(self, Outcome::Failure | Outcome::Timeout)
+    }
+}
+
+/// Cumulative counts, since the breaker was built (not cleared by `reset`).
+#[derive(Default)]
+struct Counters {
+    successes: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+    ignored: AtomicU64,
+    rejected: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// A point-in-time view of a breaker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The breaker's name.
+    pub name: String,
+    /// Current state (time-driven changes applied).
+    pub state: State,
+    /// Successful calls, ever.
+    pub successes: u64,
+    /// Failed calls (timeouts included), ever.
+    pub failures: u64,
+    /// Slow calls (successful or failed), ever.
+    pub slow: u64,
+    /// Calls recorded as ignored, ever.
+    pub ignored: u64,
+    /// Calls rejected, ever.
+    pub rejected: u64,
+    /// Calls recorded as timeouts (also in `failures`), ever.
+    pub timeouts: u64,
+    /// Failures / recorded calls in the current window (0 when empty or unused).
+    pub failure_rate: f64,
+    /// Slow calls / recorded calls in the current window (0 when empty or unused).
+    pub slow_call_rate: f64,
+    /// Recorded calls in the current window.
+    pub window_calls: u64,
+    /// Failures in a row, in the closed state.
+    pub consecutive_failures: u32,
+    /// Time until probes are admitted: zero unless open; `Duration::MAX` when forced open.
+    pub retry_after: Duration,
+    /// Probes out now (half-open).
+    pub half_open_in_flight: u32,
+}
+
+/// A permit's identity: the epoch that issued it and, in half-open, its probe number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    epoch: u64,
+    probe: u64,
+}
+
+const NO_PROBE: u64 = 0;
+
+struct Probe {
+    id: u64,
+    issued_at: Duration,
+}
+
+/// What changes only under the transition lock.
+struct Locked {
+    /// The open duration used by the last opening (grows by backoff, reset by closing).
+    current_open: Duration,
+    probes: Vec<Probe>,
+    next_probe: u64,
+    probe_successes: u32,
+}
+
+struct Inner {
+    name: Arc<str>,
+    config: BreakerConfig,
+    consecutive_threshold: u32,
+    min_calls: u64,
+    open_max: Duration,
+    probe_timeout: Duration,
+    word: AtomicU64,
+    consecutive: AtomicU32,
+    open_until: AtomicU64,
+    window: Window,
+    counts: Counters,
+    locked: Mutex<Locked>,
+    events: Events,
+}
+
+/// A circuit breaker. Cheap to clone: clones share one state.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker").field("name", &self.name()).field("state", &self.state()).finish()
+    }
+}
+
+/// What `call` returns when it does not return the closure's value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError<E> {
+    /// The breaker refused; the closure did not run.
+    #[error(transparent)]
+    Rejected(Rejected),
+    /// The closure ran and failed.
+    #[error("{0}")]
+    Failed(E),
+}
+
+impl CircuitBreaker {
+    /// Builds a breaker, refusing an invalid configuration with an error that names the
+    /// field and the value.
+    pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let window = if !config.uses_window() {
+            Window::None
+        } else {
+            match config.window {
+                WindowKind::Count => Window::Count(CountWindow::new(config.window_size)),
+                WindowKind::Time => Window::Time(TimeWindow::new(config.window_duration, config.window_buckets)),
+            }
+        };
+        let min_calls = match config.window {
+            // A count window never holds more than window_size calls.
+            WindowKind::Count => config.minimum_calls.min(config.window_size),
+            WindowKind::Time => config.minimum_calls,
+        };
+        let inner = Inner {
+            name: Arc::from(config.name.as_str()),
+            consecutive_threshold: config.effective_consecutive_failures().unwrap_or(0),
+            min_calls: u64::from(min_calls),
+            open_max: config.effective_open_duration_max(),
+            probe_timeout: config.effective_probe_timeout(),
+            word: AtomicU64::new(word(0, State::Closed)),
+            consecutive: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            window,
+            counts: Counters::default(),
+            locked: Mutex::new(Locked {
+                current_open: config.open_duration,
+                probes: Vec::with_capacity(config.half_open_max_calls as usize),
+                next_probe: 1,
+                probe_successes: 0,
+            }),
+            events: Events::default(),
+            config,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.inner.config
+    }
+
+    /// The clock the breaker reads (wrappers measure call durations on it).
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.config.clock
+    }
+
+    /// True when outcomes need a measured duration (a slow-call threshold is set).
+    /// Wrappers skip the two clock reads per call otherwise.
+    pub fn needs_duration(&self) -> bool {
+        self.inner.config.slow_call_duration.is_some()
+    }
+
+    /// Asks for a permit. The closed path is one atomic load.
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        self.inner.acquire().map(|t| Permit::new(self, t))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the
+    /// breaker, can be moved across threads and refuses a second outcome at run time.
+    /// Bindings use this one.
+    pub fn try_acquire_shared(&self) -> Result<SharedPermit, Rejected> {
+        self.inner.acquire().map(|t| SharedPermit::new(self.clone(), t))
+    }
+
+    /// The current state, after applying any change that time has made due.
+    pub fn state(&self) -> State {
+        let w = self.inner.word.load(Acquire);
+        match State::from_word(w) {
+            State::Open | State::HalfOpen => {
+                self.inner.touch(w);
+                State::from_word(self.inner.word.load(Acquire))
+            }
+            s => s,
+        }
+    }
+
+    /// Counts, rates and state, after applying time-driven changes.
+    pub fn snapshot(&self) -> Snapshot {
+        let _ = self.state();
+        self.inner.snapshot()
+    }
+
+    /// Rejects every call until [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.inner.manual(State::ForcedOpen, Reason::ForceOpen);
+    }
+
+    /// Admits every call and records only metrics, until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.inner.manual(State::Disabled, Reason::Disable);
+    }
+
+    /// Back to closed with an empty window, no backoff and no consecutive failures.
+    pub fn reset(&self) {
+        self.inner.manual(State::Closed, Reason::Reset);
+    }
+
+    /// Calls `f` for every state change, outside the breaker's lock, in order.
+    pub fn on_state_change(&self, f: impl Fn(&StateChange) + Send + Sync + 'static) -> ListenerId {
+        self.inner.events.add(Arc::new(f))
+    }
+
+    /// Removes a listener; false when it was not registered.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        self.inner.events.remove(id)
+    }
+
+    /// Runs `f` under the breaker: `Ok` is a success, `Err` a failure.
+    ///
+    /// ```
+    /// use seawall::{BreakerConfig, CircuitBreaker, CallError};
+    /// let b = CircuitBreaker::new(BreakerConfig::default()).unwrap();
+    /// let r: Result<i32, CallError<&str>> = b.call(|| Ok(7));
+    /// assert_eq!(r.unwrap(), 7);
+    /// ```
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        self.call_classified(f, |_| Outcome::Failure)
+    }
+
+    /// Like [`call`](Self::call), with `classify` deciding what an error counts as
+    /// (`Failure`, `Timeout` or `Ignore`).
+    pub fn call_classified<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&E) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let start = self.start();
+        let result = f();
+        let took = self.elapsed(start);
+        match &result {
+            Ok(_) => permit.success(took),
+            Err(e) => permit.record(classify(e), took),
+        }
+        result.map_err(CallError::Failed)
+    }
+
+    /// Runs the future made by `f` under the breaker: `Ok` is a success, `Err` a failure.
+    /// Dropping the returned future before it finishes cancels the permit.
+    pub async fn call_async<T, E, Fut>(&self, f: impl FnOnce() -> Fut) -> Result<T, CallError<E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let start = self.start();
+        let result = f().await;
+        let took = self.elapsed(start);
+        match &result {
+            Ok(_) => permit.success(took),
+            Err(_) => permit.failure(took),
+        }
+        result.map_err(CallError::Failed)
+    }
+
+    fn start(&self) -> Option<Duration> {
+        self.needs_duration().then(|| self.clock().now())
+    }
+
+    fn elapsed(&self, start: Option<Duration>) -> Duration {
+        start.map_or(Duration::ZERO, |s| self.clock().now().saturating_sub(s))
+    }
+
+    pub(crate) fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
+        self.inner.record(t, outcome, took);
+    }
+
+    pub(crate) fn cancel(&self, t: Ticket) {
+        self.inner.cancel(t);
+    }
+}
+
+impl Inner {
+    fn now(&self) -> Duration {
+        self.config.clock.now()
+    }
+
+    fn acquire(&self) -> Result<Ticket, Rejected> {
+        let w = self.word.load(Acquire);
+        match State::from_word(w) {
+            State::Closed | State::Disabled => Ok(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
+            _ => self.acquire_slow(w),
+        }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, w: u64) -> Result<Ticket, Rejected> {
+        match State::from_word(w) {
+            State::ForcedOpen => return Err(self.reject(State::ForcedOpen, Duration::MAX)),
+            State::Open => {
+                let now = self.now();
+                let until = Duration::from_nanos(self.open_until.load(Acquire));
+                if now < until {
+                    return Err(self.reject(State::Open, until - now));
+                }
+            }
+            _ => {}
+        }
+        let now = self.now();
+        let mut l = self.locked.lock();
+        self.advance(&mut l, now);
+        let w = self.word.load(Acquire);
+        let result = match State::from_word(w) {
+            State::Closed | State::Disabled => Ok(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
+            State::HalfOpen if l.probes.len() < self.config.half_open_max_calls as usize => {
+                let id = l.next_probe;
+                l.next_probe += 1;
+                l.probes.push(Probe { id, issued_at: now });
+                Ok(Ticket { epoch: epoch_of(w), probe: id })
+            }
+            State::HalfOpen => Err(self.reject(State::HalfOpen, Duration::ZERO)),
+            State::Open => {
+                let until = Duration::from_nanos(self.open_until.load(Acquire));
+                Err(self.reject(State::Open, until.saturating_sub(now)))
+            }
+            State::ForcedOpen => Err(self.reject(State::ForcedOpen, Duration::MAX)),
+        };
+        drop(l);
+        self.events.deliver();
+        result
+    }
+
+    fn reject(&self, state: State, retry_after: Duration) -> Rejected {
+        self.counts.rejected.fetch_add(1, Relaxed);
+        Rejected { breaker: self.name.to_string(), state, retry_after }
+    }
+
+    /// Applies the time-driven changes that are due at `now` (lock held).
+    fn advance(&self, l: &mut Locked, now: Duration) {
+        let w = self.word.load(Acquire);
+        match State::from_word(w) {
+            State::Open if nanos(now) >= self.open_until.load(Acquire) => {
+                l.probes.clear();
+                l.probe_successes = 0;
+                self.set(w, State::HalfOpen, now, Reason::OpenDurationElapsed);
+            }
+            State::HalfOpen => {
+                let timeout = self.probe_timeout;
+                if l.probes.iter().any(|p| now.saturating_sub(p.issued_at) >= timeout) {
+                    self.reopen(l, w, now, Reason::ProbeTimeout);
+                    self.advance(l, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies time-driven changes if any may be due (used by state queries).
+    fn touch(&self, w: u64) {
+        let now = self.now();
+        if State::from_word(w) == State::Open && nanos(now) < self.open_until.load(Acquire) {
+            return;
+        }
+        let mut l = self.locked.lock();
+        self.advance(&mut l, now);
+        drop(l);
+        self.events.deliver();
+    }
+
+    /// Moves from word `w` to `to` with a new epoch and queues the event (lock held).
+    fn set(&self, w: u64, to: State, now: Duration, reason: Reason) {
+        let from = State::from_word(w);
+        self.word.store(word(epoch_of(w) + 1, to), Release);
+        if from != to {
+            self.events.push(StateChange { breaker: Arc::clone(&self.name), from, to, at: now, reason });
+        }
+    }
+
+    /// Opens for `duration` from `now` (lock held).
+    fn open_for(&self, l: &mut Locked, w: u64, duration: Duration, now: Duration, reason: Reason) {
+        l.current_open = duration;
+        l.probes.clear();
+        self.open_until.store(nanos(now.saturating_add(duration)), Release);
+        self.consecutive.store(0, Release);
+        self.set(w, State::Open, now, reason);
+    }
+
+    /// Half-open -> open with the next backed-off duration (lock held).
+    fn reopen(&self, l: &mut Locked, w: u64, now: Duration, reason: Reason) {
+        let next = l.current_open.mul_f64(self.config.backoff_multiplier).min(self.open_max);
+        self.open_for(l, w, next, now, reason);
+    }
+
+    fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
+        let slow = outcome != Outcome::Ignore && self.config.slow_call_duration.is_some_and(|s| took >= s);
+        self.count(outcome, slow);
+        let w = self.word.load(Acquire);
+        if epoch_of(w) != t.epoch {
+            return; // a late outcome: metrics only
+        }
+        match State::from_word(w) {
+            State::Closed => self.record_closed(w, outcome, slow),
+            State::HalfOpen if t.probe != NO_PROBE => self.record_probe(t, outcome),
+            _ => {}
+        }
+    }
+
+    fn count(&self, outcome: Outcome, slow: bool) {
+        let c = &self.counts;
+        match outcome {
+            Outcome::Success => c.successes.fetch_add(1, Relaxed),
+            Outcome::Failure => c.failures.fetch_add(1, Relaxed),
+            Outcome::Timeout => {
+                c.timeouts.fetch_add(1, Relaxed);
+                c.failures.fetch_add(1, Relaxed)
+            }
+            Outcome::Ignore => c.ignored.fetch_add(1, Relaxed),
+        };
+        if slow {
+            c.slow.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn record_closed(&self, w: u64, outcome: Outcome, slow: bool) {
+        if outcome == Outcome::Ignore {
+            return;
+        }
+        let failed = outcome.failed();
+        let in_a_row = if failed {
+            self.consecutive.fetch_add(1, AcqRel) + 1
+        } else {
+            if self.consecutive.load(Relaxed) != 0 {
+                self.consecutive.store(0, Relaxed);
+            }
+            0
+        };
+        let totals = self.window.record(|| self.now(), failed, slow);
+        let reason = if self.consecutive_threshold != 0 && in_a_row >= self.consecutive_threshold {
+            Some(Reason::ConsecutiveFailures)
+        } else {
+            self.rate_reason(&totals)
+        };
+        if let Some(reason) = reason {
+            self.trip(w, reason);
+        }
+    }
+
+    /// Which rate threshold the window reached, if any.
+    fn rate_reason(&self, t: &Totals) -> Option<Reason> {
+        if t.calls == 0 || t.calls < self.min_calls {
+            return None;
+        }
+        let c = &self.config;
+        if c.failure_rate_threshold.is_some_and(|x| t.failure_rate() >= x) {
+            Some(Reason::FailureRate)
+        } else if c.slow_call_rate_threshold.is_some_and(|x| t.slow_rate() >= x) {
+            Some(Reason::SlowCallRate)
+        } else {
+            None
+        }
+    }
+
+    /// Closed -> open, unless another thread changed the state first.
+    #[cold]
+    fn trip(&self, w: u64, reason: Reason) {
+        let now = self.now();
+        let mut l = self.locked.lock();
+        if self.word.load(Acquire) == w {
+            let base = self.config.open_duration;
+            self.open_for(&mut l, w, base, now, reason);
+        }
+        drop(l);
+        self.events.deliver();
+    }
+
+    #[cold]
+    fn record_probe(&self, t: Ticket, outcome: Outcome) {
+        let now = self.now();
+        let mut l = self.locked.lock();
+        self.advance(&mut l, now); // a probe recorded after its timeout has already failed
+        let w = self.word.load(Acquire);
+        if epoch_of(w) == t.epoch {
+            if let Some(i) = l.probes.iter().position(|p| p.id == t.probe) {
+                l.probes.swap_remove(i);
+                match outcome {
+                    Outcome::Failure | Outcome::Timeout => self.reopen(&mut l, w, now, Reason::ProbeFailure),
+                    Outcome::Success => {
+                        l.probe_successes += 1;
+                        if l.probe_successes >= self.config.half_open_success_threshold {
+                            self.close(&mut l, w, now, Reason::ProbeSuccesses);
+                        }
+                    }
+                    Outcome::Ignore => {}
+                }
+            }
+        }
+        drop(l);
+        self.events.deliver();
+    }
+
+    /// To closed: window, consecutive count and backoff cleared (lock held).
+    fn close(&self, l: &mut Locked, w: u64, now: Duration, reason: Reason) {
+        l.probes.clear();
+        l.probe_successes = 0;
+        l.current_open = self.config.open_duration;
+        self.window.clear();
+        self.consecutive.store(0, Release);
+        self.set(w, State::Closed, now, reason);
+    }
+
+    /// A permit dropped without an outcome: frees its half-open slot, counts nowhere.
+    fn cancel(&self, t: Ticket) {
+        if t.probe == NO_PROBE {
+            return;
+        }
+        let mut l = self.locked.lock();
+        if epoch_of(self.word.load(Acquire)) == t.epoch {
+            l.probes.retain(|p| p.id != t.probe);
+        }
+    }
+
+    fn manual(&self, to: State, reason: Reason) {
+        let now = self.now();
+        let mut l = self.locked.lock();
+        let w = self.word.load(Acquire);
+        if to == State::Closed {
+            self.close(&mut l, w, now, reason);
+        } else {
+            l.probes.clear();
+            l.probe_successes = 0;
+            self.set(w, to, now, reason);
+        }
+        drop(l);
+        self.events.deliver();
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let w = self.word.load(Acquire);
+        let state = State::from_word(w);
+        let needs_now = self.window.is_time() || state == State::Open;
+        let now = if needs_now { self.now() } else { Duration::ZERO };
+        let totals = self.window.totals(|| now);
+        let retry_after = match state {
+            State::Open => Duration::from_nanos(self.open_until.load(Acquire)).saturating_sub(now),
+            State::ForcedOpen => Duration::MAX,
+            _ => Duration::ZERO,
+        };
+        let in_flight = if state == State::HalfOpen { self.locked.lock().probes.len() as u32 } else { 0 };
+        let c = &self.counts;
+        Snapshot {
+            name: self.name.to_string(),
+            state,
+            successes: c.successes.load(Relaxed),
+            failures: c.failures.load(Relaxed),
+            slow: c.slow.load(Relaxed),
+            ignored: c.ignored.load(Relaxed),
+            rejected: c.rejected.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            failure_rate: totals.failure_rate(),
+            slow_call_rate: totals.slow_rate(),
+            window_calls: totals.calls,
+            consecutive_failures: if state == State::Closed { self.consecutive.load(Relaxed) } else { 0 },
+            retry_after,
+            half_open_in_flight: in_flight,
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Sliding windows of recorded outcomes, updated with atomics only.
+//!
+//! The closed state records every outcome here, so these are on the hot path: no lock,
+//! no allocation. Both windows keep "counter = sum of what the window holds" exact once
+//! concurrent writers finish: the count window swaps one slot and adjusts the sums by the
+//! difference; the time window stamps each bucket with its absolute index and resets a
+//! stale bucket before reuse.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
+use std::time::Duration;
+
+use crate::clock::nanos;
+
+const RECORDED: u8 = 1;
+const FAILED: u8 = 2;
+const SLOW: u8 = 4;
+
+/// Totals of a window: recorded calls, failures among them, slow calls among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Calls recorded (successes and failures; ignored calls are not recorded).
+    pub calls: u64,
+    /// Failed calls.
+    pub failures: u64,
+    /// Slow calls (successful or not).
+    pub slow: u64,
+}
+
+impl Totals {
+    /// failures / calls, 0 when empty.
+    pub fn failure_rate(&self) -> f64 {
+        ratio(self.failures, self.calls)
+    }
+    /// slow / calls, 0 when empty.
+    pub fn slow_rate(&self) -> f64 {
+        ratio(self.slow, self.calls)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn flags(failed: bool, slow: bool) -> u8 {
+    RECORDED | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 }
+}
+
+/// The last N recorded outcomes, one byte each in a ring.
+pub(crate) struct CountWindow {
+    slots: Box<[AtomicU8]>,
+    cursor: AtomicU64,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+}
+
+impl CountWindow {
+    pub(crate) fn new(size: u32) -> Self {
+        Self {
+            slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
+            cursor: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, failed: bool, slow: bool) -> Totals {
+        let i = self.cursor.fetch_add(1, Relaxed) % self.slots.len() as u64;
+        let new = flags(failed, slow);
+        let old = self.slots[i as usize].swap(new, AcqRel);
+        self.apply(old, new)
+    }
+
+    /// Adjusts the sums by the change of one slot from `old` to `new`; returns the new totals.
+    fn apply(&self, old: u8, new: u8) -> Totals {
+        let adjust = |c: &AtomicU64, bit: u8| {
+            let (o, n) = (old & bit != 0, new & bit != 0);
+            match (o, n) {
+                (false, true) => c.fetch_add(1, AcqRel) + 1,
+                (true, false) => c.fetch_sub(1, AcqRel) - 1,
+                _ => c.load(Acquire),
+            }
+        };
+        Totals { calls: adjust(&self.calls, RECORDED), failures: adjust(&self.failures, FAILED), slow: adjust(&self.slow, SLOW) }
+    }
+
+    pub(crate) fn totals(&self) -> Totals {
+        Totals { calls: self.calls.load(Acquire), failures: self.failures.load(Acquire), slow: self.slow.load(Acquire) }
+    }
+
+    pub(crate) fn clear(&self) {
+        for slot in self.slots.iter() {
+            let old = slot.swap(0, AcqRel);
+            if old != 0 {
+                self.apply(old, 0);
+            }
+        }
+    }
+}
+
+const RESETTING: u64 = u64::MAX;
+
+struct Bucket {
+    /// Absolute bucket index (time / bucket length) this bucket currently holds, or RESETTING.
+    stamp: AtomicU64,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+}
+
+/// The outcomes of the last `window_duration`, in `buckets` equal buckets.
+pub(crate) struct TimeWindow {
+    buckets: Box<[Bucket]>,
+    bucket_nanos: u64,
+}
+
+impl TimeWindow {
+    pub(crate) fn new(duration: Duration, buckets: u32) -> Self {
+        let bucket_nanos = (nanos(duration) / u64::from(buckets)).max(1);
+        Self {
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    // No bucket holds index u64::MAX - 1 in practice: "empty".
+                    stamp: AtomicU64::new(RESETTING - 1),
+                    calls: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                    slow: AtomicU64::new(0),
+                })
+                .collect(),
+            bucket_nanos,
+        }
+    }
+
+    fn index(&self, now: Duration) -> u64 {
+        nanos(now) / self.bucket_nanos
+    }
+
+    /// The bucket for absolute index `idx`, reset first if it holds an older index.
+    fn bucket(&self, idx: u64) -> &Bucket {
+        let b = &self.buckets[(idx % self.buckets.len() as u64) as usize];
+        loop {
+            let stamp = b.stamp.load(Acquire);
+            if stamp == idx {
+                return b;
+            }
+            if stamp == RESETTING {
+                std::hint::spin_loop();
+                continue;
+            }
+            if b.stamp.compare_exchange(stamp, RESETTING, AcqRel, Acquire).is_ok() {
+                b.calls.store(0, Release);
+                b.failures.store(0, Release);
+                b.slow.store(0, Release);
+                b.stamp.store(idx, Release);
+                return b;
+            }
+        }
+    }
+
+    pub(crate) fn record(&self, now: Duration, failed: bool, slow: bool) -> Totals {
+        let b = self.bucket(self.index(now));
+        b.calls.fetch_add(1, AcqRel);
+        if failed {
+            b.failures.fetch_add(1, AcqRel);
+        }
+        if slow {
+            b.slow.fetch_add(1, AcqRel);
+        }
+        self.totals(now)
+    }
+
+    pub(crate) fn totals(&self, now: Duration) -> Totals {
+        let cur = self.index(now);
+        let n = self.buckets.len() as u64;
+        let mut t = Totals::default();
+        for b in self.buckets.iter() {
+            let stamp = b.stamp.load(Acquire);
+            if stamp != RESETTING && stamp <= cur && cur - stamp < n {
+                t.calls += b.calls.load(Acquire);
+                t.failures += b.failures.load(Acquire);
+                t.slow += b.slow.load(Acquire);
+            }
+        }
+        t
+    }
+
+    pub(crate) fn clear(&self) {
+        for b in self.buckets.iter() {
+            b.stamp.store(RESETTING - 1, Release);
+        }
+    }
+}
+
+/// The window a breaker records into, if any rate threshold needs one.
+pub(crate) enum Window {
+    None,
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl Window {
+    /// Records one outcome; `now` is read only for a time window.
+    pub(crate) fn record(&self, now: impl FnOnce() -> Duration, failed: bool, slow: bool) -> Totals {
+        match self {
+            Window::None => Totals::default(),
+            Window::Count(w) => w.record(failed, slow),
+            Window::Time(w) => w.record(now(), failed, slow),
+        }
+    }
+
+    pub(crate) fn totals(&self, now: impl FnOnce() -> Duration) -> Totals {
+        match self {
+            Window::None => Totals::default(),
+            Window::Count(w) => w.totals(),
+            Window::Time(w) => w.totals(now()),
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        match self {
+            Window::None => {}
+            Window::Count(w) => w.clear(),
+            Window::Time(w) => w.clear(),
+        }
+    }
+
+    pub(crate) fn is_time(&self) -> bool {
+        matches!(self, Window::Time(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_window_forgets_oldest() {
+        let w = CountWindow::new(3);
+        w.record(true, false);
+        w.record(false, true);
+        let t = w.record(false, false);
+        assert_eq!(t, Totals { calls: 3, failures: 1, slow: 1 });
+        let t = w.record(false, false);
+        assert_eq!(t, Totals { calls: 3, failures: 0, slow: 1 });
+        w.clear();
+        assert_eq!(w.totals(), Totals::default());
+    }
+
+    #[test]
+    fn time_window_drops_old_buckets() {
+        let w = TimeWindow::new(Duration::from_secs(10), 10);
+        w.record(Duration::from_millis(500), true, false);
+        w.record(Duration::from_millis(1500), false, false);
+        assert_eq!(w.totals(Duration::from_millis(9_999)).calls, 2);
+        assert_eq!(w.totals(Duration::from_millis(10_000)).calls, 1);
+        assert_eq!(w.totals(Duration::from_millis(11_000)).calls, 0);
+    }
+}

@@ -1,0 +1,30 @@
+//! # seawall
+//!
+//! Reliability primitives with one implementation for Rust, C, Python and Node: a circuit
+//! breaker today; deadlines and an idempotency cache build on the same clocks and errors.
+//!
+//! Everything reads time from a [`Clock`]; [`ManualClock`] makes tests exact.
+//!
+//! ```
+//! use seawall::{BreakerConfig, CircuitBreaker, CallError};
+//! let breaker = CircuitBreaker::new(BreakerConfig::named("inventory")).unwrap();
+//! let stock: Result<u32, CallError<std::io::Error>> = breaker.call(|| Ok(3));
+//! assert_eq!(stock.unwrap(), 3);
+//! ```
+#![warn(missing_docs)]
+
+pub mod breaker;
+pub mod clock;
+pub mod error;
+pub mod options;
+
+pub use breaker::{
+    BreakerConfig, CallError, CircuitBreaker, Listener, ListenerId, Outcome, Permit, Reason, SharedPermit, Snapshot,
+    State, StateChange, WindowKind,
+};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use error::{ConfigError, Error, ErrorCode, Rejected, Result};
+pub use options::{ConfigValue, DurationUnit, Naming, Style};
+
+/// The crate version, which every binding reports as its own.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
