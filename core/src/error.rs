@@ -37,7 +37,7 @@ impl ConfigError {
 
 /// A breaker refused a call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("circuit breaker '{breaker}' is {state}; retry after {retry_after:?}")]
+#[error("circuit breaker '{breaker}' is {state}; {}", retry_text(*.retry_after))]
 pub struct Rejected {
     /// Name of the breaker that refused.
     pub breaker: String,
@@ -46,6 +46,14 @@ pub struct Rejected {
     /// Time until probes are admitted: zero in saturated half-open, `Duration::MAX` when
     /// forced open (it lasts until `reset()`).
     pub retry_after: Duration,
+}
+
+fn retry_text(d: Duration) -> String {
+    if d == Duration::MAX {
+        "calls are rejected until reset()".to_owned()
+    } else {
+        format!("retry after {} ms", d.as_secs_f64() * 1000.0)
+    }
 }
 
 /// Every error seawall returns.

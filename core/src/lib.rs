@@ -15,6 +15,7 @@
 
 pub mod breaker;
 pub mod clock;
+pub mod deadline;
 pub mod error;
 pub mod options;
 
@@ -23,6 +24,7 @@ pub use breaker::{
     State, StateChange, WindowKind,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use deadline::Deadline;
 pub use error::{ConfigError, Error, ErrorCode, Rejected, Result};
 pub use options::{ConfigValue, DurationUnit, Naming, Style};
 

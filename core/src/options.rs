@@ -161,8 +161,24 @@ impl Style {
         }
     }
 
+    /// Renders a value the way the caller's language prints it (`inf`/`nan` in Python and
+    /// C, `Infinity`/`NaN` in Node).
+    pub fn show(&self, v: &ConfigValue) -> String {
+        match (v, self.naming) {
+            (ConfigValue::Float(x), Naming::Camel) if x.is_nan() => "NaN".into(),
+            (ConfigValue::Float(x), Naming::Camel) if x.is_infinite() => {
+                if *x > 0.0 { "Infinity" } else { "-Infinity" }.into()
+            }
+            (ConfigValue::Float(x), Naming::Snake) if x.is_nan() => "nan".into(),
+            (ConfigValue::Float(x), Naming::Snake) if x.is_infinite() => {
+                if *x > 0.0 { "inf" } else { "-inf" }.into()
+            }
+            _ => v.to_string(),
+        }
+    }
+
     fn err(&self, field: &str, v: &ConfigValue, reason: &str) -> ConfigError {
-        ConfigError::new(&self.field(field), v.to_string(), reason)
+        ConfigError::new(&self.field(field), self.show(v), reason)
     }
 
     fn type_err(&self, field: &str, v: &ConfigValue, expected: &str) -> ConfigError {
@@ -224,8 +240,8 @@ impl Style {
         };
         let shown = match (v, self.unit) {
             (ConfigValue::Duration(_), _) => v.to_string(),
-            (_, DurationUnit::Seconds) => format!("{v}s"),
-            (_, DurationUnit::Millis) => format!("{v}ms"),
+            (_, DurationUnit::Seconds) => format!("{}s", self.show(v)),
+            (_, DurationUnit::Millis) => format!("{}ms", self.show(v)),
         };
         let bad = |reason: &str| ConfigError::new(&self.field(field), shown.clone(), reason);
         if secs.is_nan() {

@@ -1,1 +1,31 @@
-//! C API (to be written).
+//! # libseawall: the C API of seawall
+//!
+//! A thin `extern "C"` layer over the Rust core (crate `seawall`): it translates types and
+//! errors and holds no decisions. The header `include/seawall.h` is generated from this
+//! crate by cbindgen (`SEAWALL_BLESS=1 cargo test -p seawall-ffi --test header`).
+//!
+//! Conventions, the same for every function:
+//! - every function that can fail returns a `seawall_status`; results come back through
+//!   out-parameters; on failure `seawall_last_error()` has a message for the calling thread;
+//! - a NULL handle or required out-parameter is `SEAWALL_E_INVALID_ARGUMENT`; strings must
+//!   be UTF-8; `*_free(NULL)` does nothing;
+//! - durations are milliseconds;
+//! - no Rust panic crosses the boundary: every entry point runs in one guard
+//!   ([`status::guard`]) that turns a panic into `SEAWALL_E_INTERNAL`.
+#![deny(missing_docs)]
+#![allow(clippy::missing_safety_doc)] // every unsafe entry point has a "# Safety" section
+
+// Declaration order is the order of the header.
+pub mod breaker;
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod permit;
+pub mod status;
+
+pub use breaker::{seawall_breaker, seawall_snapshot, seawall_state};
+pub use clock::seawall_clock;
+pub use config::seawall_breaker_config;
+pub use events::{seawall_state_change, seawall_state_change_fn};
+pub use permit::{seawall_permit, seawall_rejection};
+pub use status::seawall_status;

@@ -1,1 +1,26 @@
-//! Node binding (to be written).
+//! Node.js addon of seawall: thin napi classes over the Rust core.
+//!
+//! The JS layer (`node/index.js`) is the public API; this module only translates types and
+//! errors. Every decision (state machine, option validation, error messages and codes)
+//! comes from the `seawall` crate.
+//!
+//! Events: core listeners run synchronously on the calling (JS) thread, inside the native
+//! call that caused the change. napi values are not `Send`, so the native listener only
+//! queues the event; each native call then tells the JS layer whether events are pending
+//! (a flag in its return value, or the JS layer asks on cold paths) and JS drains and emits
+//! them, in order, before the call returns to the user.
+
+#![deny(clippy::all)]
+
+mod breaker;
+mod clock;
+mod errors;
+mod hot;
+
+use napi_derive::napi;
+
+/// The version of the core, which is the version of this package.
+#[napi]
+pub fn version() -> &'static str {
+    seawall::VERSION
+}

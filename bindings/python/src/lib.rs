@@ -1,1 +1,40 @@
-//! Python binding (to be written).
+//! `seawall._native`: the pyo3 module behind the `seawall` Python package.
+//!
+//! This crate only translates: Python values to core [`seawall::ConfigValue`]s, core errors
+//! to the `seawall` exception classes ([`errors::to_py`], the one mapping), durations to and
+//! from float seconds, and core state-change events to Python callbacks. Every decision
+//! (state machine, option validation, messages, codes) is the core's.
+//!
+//! # The GIL
+//!
+//! No method here releases the GIL, on purpose. Every core call runs to completion without
+//! blocking on anything a Python thread could hold: the breaker's locks guard a few
+//! field updates (no user code, no I/O), and the core delivers events only after it has
+//! released them. Because every core call is made with the GIL held, no two Python threads
+//! are ever inside a core critical section at once, so the core's locks are never even
+//! contended from Python; releasing and re-taking the GIL around each call would cost more
+//! than the whole hot path (acquire: one atomic load; record: a few atomic adds).
+//! State-change listeners are called from inside the core's delivery loop, after its locks
+//! are released; they `Python::attach`, which is a no-op when the calling thread already
+//! holds the GIL (always the case here) and safe if it ever does not.
+
+use pyo3::prelude::*;
+
+mod breaker;
+mod clock;
+mod errors;
+mod values;
+
+/// Native core of seawall. Use the `seawall` package, not this module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", seawall::VERSION)?;
+    m.add_class::<clock::PyManualClock>()?;
+    m.add_class::<clock::PySystemClock>()?;
+    m.add_class::<breaker::PyBreaker>()?;
+    m.add_class::<breaker::PyPermit>()?;
+    m.add_class::<breaker::PyGuarded>()?;
+    m.add_class::<breaker::ActiveCall>()?;
+    m.add_class::<breaker::PyStateChange>()?;
+    Ok(())
+}

@@ -195,7 +195,7 @@ impl BreakerConfig {
                 self.window = match s.text(f, v)?.as_str() {
                     "count" => WindowKind::Count,
                     "time" => WindowKind::Time,
-                    _ => return Err(ConfigError::new(&s.field(f), v.to_string(), "must be \"count\" or \"time\"")),
+                    _ => return Err(ConfigError::new(&s.field(f), s.show(v), "must be \"count\" or \"time\"")),
                 }
             }
             "window_size" => self.window_size = s.count(f, v, MAX_WINDOW_SIZE)?,
@@ -210,7 +210,7 @@ impl BreakerConfig {
                 self.half_open_success_threshold = s.count(f, v, MAX_HALF_OPEN_CALLS)?
             }
             "probe_timeout" => self.probe_timeout = Some(s.duration(f, v, false)?),
-            _ => return Err(ConfigError::new(key, v.to_string(), "unknown option")),
+            _ => return Err(ConfigError::new(key, s.show(v), "unknown option")),
         }
         Ok(())
     }

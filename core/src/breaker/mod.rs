@@ -315,11 +315,13 @@ impl CircuitBreaker {
 
     /// True when outcomes need a measured duration (a slow-call threshold is set).
     /// Wrappers skip the two clock reads per call otherwise.
+    #[inline]
     pub fn needs_duration(&self) -> bool {
         self.inner.config.slow_call_duration.is_some()
     }
 
     /// Asks for a permit. The closed path is one atomic load.
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         self.inner.acquire().map(|t| Permit::new(self, t))
     }
@@ -327,6 +329,7 @@ impl CircuitBreaker {
     /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the
     /// breaker, can be moved across threads and refuses a second outcome at run time.
     /// Bindings use this one.
+    #[inline]
     pub fn try_acquire_shared(&self) -> Result<SharedPermit, Rejected> {
         self.inner.acquire().map(|t| SharedPermit::new(self.clone(), t))
     }
@@ -382,12 +385,14 @@ impl CircuitBreaker {
     /// let r: Result<i32, CallError<&str>> = b.call(|| Ok(7));
     /// assert_eq!(r.unwrap(), 7);
     /// ```
+    #[inline]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_classified(f, |_| Outcome::Failure)
     }
 
     /// Like [`call`](Self::call), with `classify` deciding what an error counts as
     /// (`Failure`, `Timeout` or `Ignore`).
+    #[inline]
     pub fn call_classified<T, E>(
         &self,
         f: impl FnOnce() -> Result<T, E>,
@@ -421,28 +426,34 @@ impl CircuitBreaker {
         result.map_err(CallError::Failed)
     }
 
+    #[inline]
     fn start(&self) -> Option<Duration> {
         self.needs_duration().then(|| self.clock().now())
     }
 
+    #[inline]
     fn elapsed(&self, start: Option<Duration>) -> Duration {
         start.map_or(Duration::ZERO, |s| self.clock().now().saturating_sub(s))
     }
 
+    #[inline]
     pub(crate) fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
         self.inner.record(t, outcome, took);
     }
 
+    #[inline]
     pub(crate) fn cancel(&self, t: Ticket) {
         self.inner.cancel(t);
     }
 }
 
 impl Inner {
+    #[inline]
     fn now(&self) -> Duration {
         self.config.clock.now()
     }
 
+    #[inline]
     fn acquire(&self) -> Result<Ticket, Rejected> {
         let w = self.word.load(Acquire);
         match State::from_word(w) {
@@ -453,18 +464,16 @@ impl Inner {
 
     #[cold]
     fn acquire_slow(&self, w: u64) -> Result<Ticket, Rejected> {
-        match State::from_word(w) {
-            State::ForcedOpen => return Err(self.reject(State::ForcedOpen, Duration::MAX)),
-            State::Open => {
-                let now = self.now();
-                let until = Duration::from_nanos(self.open_until.load(Acquire));
-                if now < until {
-                    return Err(self.reject(State::Open, until - now));
-                }
-            }
-            _ => {}
+        if State::from_word(w) == State::ForcedOpen {
+            return Err(self.reject(State::ForcedOpen, Duration::MAX));
         }
         let now = self.now();
+        if State::from_word(w) == State::Open {
+            let until = Duration::from_nanos(self.open_until.load(Acquire));
+            if now < until {
+                return Err(self.reject(State::Open, until - now));
+            }
+        }
         let mut l = self.locked.lock();
         self.advance(&mut l, now);
         let w = self.word.load(Acquire);
@@ -545,10 +554,12 @@ impl Inner {
 
     /// Half-open -> open with the next backed-off duration (lock held).
     fn reopen(&self, l: &mut Locked, w: u64, now: Duration, reason: Reason) {
-        let next = l.current_open.mul_f64(self.config.backoff_multiplier).min(self.open_max);
+        let grown = l.current_open.as_secs_f64() * self.config.backoff_multiplier;
+        let next = Duration::try_from_secs_f64(grown).unwrap_or(Duration::MAX).min(self.open_max);
         self.open_for(l, w, next, now, reason);
     }
 
+    #[inline]
     fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
         let slow = outcome != Outcome::Ignore && self.config.slow_call_duration.is_some_and(|s| took >= s);
         self.count(outcome, slow);
@@ -563,6 +574,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn count(&self, outcome: Outcome, slow: bool) {
         let c = &self.counts;
         match outcome {
@@ -579,6 +591,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn record_closed(&self, w: u64, outcome: Outcome, slow: bool) {
         if outcome == Outcome::Ignore {
             return;
@@ -671,10 +684,14 @@ impl Inner {
         if t.probe == NO_PROBE {
             return;
         }
+        let now = self.now();
         let mut l = self.locked.lock();
+        self.advance(&mut l, now); // a probe cancelled after its timeout has already failed
         if epoch_of(self.word.load(Acquire)) == t.epoch {
             l.probes.retain(|p| p.id != t.probe);
         }
+        drop(l);
+        self.events.deliver();
     }
 
     fn manual(&self, to: State, reason: Reason) {

@@ -21,16 +21,19 @@ pub struct Permit<'a> {
 }
 
 impl<'a> Permit<'a> {
+    #[inline]
     pub(crate) fn new(breaker: &'a CircuitBreaker, ticket: Ticket) -> Self {
         Self { breaker, ticket, done: false }
     }
 
     /// The call succeeded after `took`.
+    #[inline]
     pub fn success(self, took: Duration) {
         self.record(Outcome::Success, took);
     }
 
     /// The call failed after `took`.
+    #[inline]
     pub fn failure(self, took: Duration) {
         self.record(Outcome::Failure, took);
     }
@@ -46,6 +49,7 @@ impl<'a> Permit<'a> {
     }
 
     /// Records `outcome` after `took`.
+    #[inline]
     pub fn record(mut self, outcome: Outcome, took: Duration) {
         self.done = true;
         self.breaker.record(self.ticket, outcome, took);
@@ -55,9 +59,16 @@ impl<'a> Permit<'a> {
     pub fn is_probe(&self) -> bool {
         self.ticket.probe != NO_PROBE
     }
+
+    /// The generation (epoch) of the state that issued this permit. Every transition
+    /// starts a new generation; outcomes of older generations only update metrics.
+    pub fn generation(&self) -> u64 {
+        self.ticket.epoch
+    }
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.breaker.cancel(self.ticket);
@@ -103,6 +114,12 @@ impl SharedPermit {
     /// True when this permit is a half-open probe.
     pub fn is_probe(&self) -> bool {
         self.ticket.probe != NO_PROBE
+    }
+
+    /// The generation (epoch) of the state that issued this permit. Every transition
+    /// starts a new generation; outcomes of older generations only update metrics.
+    pub fn generation(&self) -> u64 {
+        self.ticket.epoch
     }
 
     /// The breaker that issued this permit.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Per-call overhead of a guarded no-op call next to a bare call, in one run, in Rust,
+# Python and Node, with the peer library of each language where it installs
+# (pybreaker from PyPI, opossum from npm). Reports ns per call and the ratio to bare.
+# The machines are shared and noisy: compare the rows of one run, not runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=target/bench
+mkdir -p "$work/npm-app"
+
+echo "== Rust (cargo bench -p seawall --bench overhead)"
+cargo bench -q -p seawall --bench overhead
+
+echo
+echo "== Python"
+scripts/build-python.sh --venv "$work/venv" >/dev/null
+"$work/venv/bin/python" -m pip install -q --disable-pip-version-check "pybreaker==1.4.1" \
+  || echo "(pybreaker could not be installed; the peer row is left out)"
+"$work/venv/bin/python" bench/python_overhead.py
+
+echo
+echo "== Node"
+tarball=$(scripts/build-node.sh "$work")
+(
+  cd "$work/npm-app"
+  [ -f package.json ] || npm init -y >/dev/null
+  npm install --no-audit --no-fund "$tarball" >/dev/null
+  npm install --no-audit --no-fund "opossum@8" >/dev/null 2>&1 || echo "(opossum could not be installed; the peer row is left out)"
+)
+cp bench/node_overhead.js "$work/npm-app/"
+node "$work/npm-app/node_overhead.js"

@@ -1,0 +1,332 @@
+//! Status codes, the thread-local last error, and [`guard`], the one wrapper every entry
+//! point runs its body in (panics caught, errors turned into a status and a message).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use seawall::{Error, ErrorCode};
+
+/// The result of every seawall C function that can fail.
+///
+/// The numbers are the core's stable error codes and are never renumbered. On anything but
+/// `SEAWALL_OK`, `seawall_last_error()` returns a message for the calling thread.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum seawall_status {
+    /// Success.
+    SEAWALL_OK = 0,
+    /// A NULL handle or out-parameter, a string that is not UTF-8, a value out of range, or
+    /// a handle of the wrong kind (e.g. advancing a system clock).
+    SEAWALL_E_INVALID_ARGUMENT = 1,
+    /// A configuration value was refused; the message names the field and the value.
+    SEAWALL_E_CONFIG = 2,
+    /// The breaker refused the call (open, saturated half-open or forced open).
+    SEAWALL_E_BREAKER_OPEN = 3,
+    /// An outcome was already recorded on this permit (or it was cancelled).
+    SEAWALL_E_PERMIT_CONSUMED = 4,
+    /// A deadline passed before the work finished.
+    SEAWALL_E_TIMEOUT = 5,
+    /// A bug in seawall: a panic was caught at the C boundary. The message says what panicked.
+    SEAWALL_E_INTERNAL = 99,
+}
+
+use seawall_status::*;
+
+impl From<ErrorCode> for seawall_status {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::InvalidArgument => SEAWALL_E_INVALID_ARGUMENT,
+            ErrorCode::Config => SEAWALL_E_CONFIG,
+            ErrorCode::BreakerOpen => SEAWALL_E_BREAKER_OPEN,
+            ErrorCode::PermitConsumed => SEAWALL_E_PERMIT_CONSUMED,
+            ErrorCode::Timeout => SEAWALL_E_TIMEOUT,
+            ErrorCode::Internal => SEAWALL_E_INTERNAL,
+        }
+    }
+}
+
+impl seawall_status {
+    /// The status for a raw number, if it is one.
+    fn from_raw(n: c_int) -> Option<Self> {
+        [
+            SEAWALL_OK,
+            SEAWALL_E_INVALID_ARGUMENT,
+            SEAWALL_E_CONFIG,
+            SEAWALL_E_BREAKER_OPEN,
+            SEAWALL_E_PERMIT_CONSUMED,
+            SEAWALL_E_TIMEOUT,
+            SEAWALL_E_INTERNAL,
+        ]
+        .into_iter()
+        .find(|s| *s as c_int == n)
+    }
+
+    /// The core's code for an error status (`None` for `SEAWALL_OK`).
+    pub(crate) fn code(self) -> Option<ErrorCode> {
+        Some(match self {
+            SEAWALL_OK => return None,
+            SEAWALL_E_INVALID_ARGUMENT => ErrorCode::InvalidArgument,
+            SEAWALL_E_CONFIG => ErrorCode::Config,
+            SEAWALL_E_BREAKER_OPEN => ErrorCode::BreakerOpen,
+            SEAWALL_E_PERMIT_CONSUMED => ErrorCode::PermitConsumed,
+            SEAWALL_E_TIMEOUT => ErrorCode::Timeout,
+            SEAWALL_E_INTERNAL => ErrorCode::Internal,
+        })
+    }
+}
+
+/// A `seawall_status` received from C as a plain integer, so that an out-of-range value is
+/// answered instead of being undefined behaviour. The header spells it `seawall_status`.
+pub type StatusArg = c_int;
+
+/// The last failure on this thread. Rendered to text only when `seawall_last_error()` asks,
+/// so a rejected call (a hot path when a breaker is open) formats nothing.
+enum Last {
+    None,
+    Pending(Error),
+    Rendered(CString),
+}
+
+thread_local! {
+    static LAST: RefCell<Last> = const { RefCell::new(Last::None) };
+}
+
+/// A static, NUL-terminated C string.
+macro_rules! cstr {
+    ($s:expr) => {
+        concat!($s, "\0").as_ptr() as *const ::std::ffi::c_char
+    };
+}
+pub(crate) use cstr;
+
+/// Text to a C string, with any interior NUL shown as `\0` rather than cutting it short.
+pub(crate) fn to_cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
+}
+
+fn set_last(err: Error) {
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            *l = Last::Pending(err);
+        }
+    });
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    };
+    // Dropping a payload runs foreign code that could panic again: contain that too.
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    msg
+}
+
+/// Runs the body of a C entry point: `Ok` is `SEAWALL_OK`; an error becomes its status and
+/// the thread's last error; a panic becomes `SEAWALL_E_INTERNAL` with its message. Nothing
+/// unwinds into C.
+#[inline]
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> seawall_status {
+    let err = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return SEAWALL_OK,
+        Ok(Err(e)) => e,
+        Err(payload) => Error::Internal(format!(
+            "panic caught at the C boundary: {}",
+            panic_message(payload)
+        )),
+    };
+    let status = seawall_status::from(err.code());
+    set_last(err);
+    status
+}
+
+/// Like [`guard`], for the few functions that return a pointer instead of a status: a panic
+/// returns `fallback`.
+pub(crate) fn guard_ptr(
+    body: impl FnOnce() -> *const c_char,
+    fallback: *const c_char,
+) -> *const c_char {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|p| {
+        set_last(Error::Internal(format!(
+            "panic caught at the C boundary: {}",
+            panic_message(p)
+        )));
+        fallback
+    })
+}
+
+/// `InvalidArgument` for a NULL `what`.
+#[cold]
+pub(crate) fn null(what: &str) -> Error {
+    Error::InvalidArgument(format!("{what} is NULL"))
+}
+
+/// The handle behind a pointer, or `InvalidArgument` naming it when NULL.
+///
+/// # Safety
+/// A non-NULL `p` must point to a live `T` for `'a`.
+#[inline]
+pub(crate) unsafe fn arg<'a, T>(p: *const T, what: &str) -> Result<&'a T, Error> {
+    p.as_ref().ok_or_else(|| null(what))
+}
+
+/// Writes `v` through an out-parameter, or `InvalidArgument` naming it when NULL.
+///
+/// # Safety
+/// A non-NULL `p` must be valid for writing a `T`.
+#[inline]
+pub(crate) unsafe fn put<T>(p: *mut T, what: &str, v: T) -> Result<(), Error> {
+    if p.is_null() {
+        return Err(null(what));
+    }
+    p.write(v);
+    Ok(())
+}
+
+/// Moves `v` to the heap and hands C the pointer through `out` (checked before allocating,
+/// so a NULL `out` leaks nothing).
+///
+/// # Safety
+/// A non-NULL `out` must be valid for writing a pointer.
+#[inline]
+pub(crate) unsafe fn put_box<T>(out: *mut *mut T, what: &str, v: T) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(null(what));
+    }
+    out.write(Box::into_raw(Box::new(v)));
+    Ok(())
+}
+
+/// Writes `v` through an optional out-parameter (NULL: not wanted).
+///
+/// # Safety
+/// A non-NULL `p` must be valid for writing a `T`.
+#[inline]
+pub(crate) unsafe fn put_opt<T>(p: *mut T, v: T) {
+    if !p.is_null() {
+        p.write(v);
+    }
+}
+
+/// A C string argument as UTF-8 text, or `InvalidArgument` naming it (NULL or not UTF-8).
+///
+/// # Safety
+/// A non-NULL `p` must point to a NUL-terminated string.
+pub(crate) unsafe fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if p.is_null() {
+        return Err(null(what));
+    }
+    CStr::from_ptr(p).to_str().map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{what} is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// The message of the last failure on the calling thread.
+///
+/// Never NULL: an empty string when no seawall call has failed on this thread. The text is
+/// the core error's message and names the field and value for configuration errors, e.g.
+/// `invalid configuration: window_size = 0: must be at least 1`. The pointer stays valid
+/// until the next failing seawall call on the same thread; successful calls leave it alone.
+#[no_mangle]
+pub extern "C" fn seawall_last_error() -> *const c_char {
+    guard_ptr(
+        || {
+            LAST.try_with(|l| {
+                let Ok(mut l) = l.try_borrow_mut() else {
+                    return cstr!("");
+                };
+                if let Last::Pending(e) = &*l {
+                    *l = Last::Rendered(to_cstring(&e.to_string()));
+                }
+                match &*l {
+                    Last::Rendered(s) => s.as_ptr(),
+                    _ => cstr!(""),
+                }
+            })
+            .unwrap_or(cstr!(""))
+        },
+        cstr!(""),
+    )
+}
+
+/// The status as a stable code string, the one Node's `err.code` and the conformance files
+/// use: `"SEAWALL_OK"`, `"SEAWALL_INVALID_ARGUMENT"`, `"SEAWALL_CONFIG"`,
+/// `"SEAWALL_BREAKER_OPEN"`, `"SEAWALL_PERMIT_CONSUMED"`, `"SEAWALL_TIMEOUT"`,
+/// `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
+/// The string is static.
+#[no_mangle]
+pub extern "C" fn seawall_status_name(status: StatusArg) -> *const c_char {
+    // The spellings are the core's `ErrorCode::as_str` (checked by a unit test), kept as
+    // literals so that the answer is static and needs no lock.
+    match seawall_status::from_raw(status).map(seawall_status::code) {
+        None => cstr!("SEAWALL_UNKNOWN"),
+        Some(None) => cstr!("SEAWALL_OK"),
+        Some(Some(code)) => match code {
+            ErrorCode::InvalidArgument => cstr!("SEAWALL_INVALID_ARGUMENT"),
+            ErrorCode::Config => cstr!("SEAWALL_CONFIG"),
+            ErrorCode::BreakerOpen => cstr!("SEAWALL_BREAKER_OPEN"),
+            ErrorCode::PermitConsumed => cstr!("SEAWALL_PERMIT_CONSUMED"),
+            ErrorCode::Timeout => cstr!("SEAWALL_TIMEOUT"),
+            ErrorCode::Internal => cstr!("SEAWALL_INTERNAL"),
+        },
+    }
+}
+
+/// The library version (`"0.1.0"`), the same as the Rust crate's and every binding's.
+/// The string is static.
+#[no_mangle]
+pub extern "C" fn seawall_version() -> *const c_char {
+    static VERSION: OnceLock<CString> = OnceLock::new();
+    guard_ptr(
+        || {
+            VERSION
+                .get_or_init(|| to_cstring(seawall::VERSION))
+                .as_ptr()
+        },
+        cstr!(""),
+    )
+}
+
+/// For seawall's own tests only: panics inside the C boundary, to prove that a panic comes
+/// back as `SEAWALL_E_INTERNAL` with a message in `seawall_last_error()` and never unwinds
+/// into C. Always returns `SEAWALL_E_INTERNAL`. (The Rust runtime may also print the panic
+/// to stderr.)
+#[no_mangle]
+pub extern "C" fn seawall_internal_test_panic() -> seawall_status {
+    guard(|| panic!("seawall_internal_test_panic: deliberate panic for tests"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_the_core_codes() {
+        for code in [
+            ErrorCode::InvalidArgument,
+            ErrorCode::Config,
+            ErrorCode::BreakerOpen,
+            ErrorCode::PermitConsumed,
+            ErrorCode::Timeout,
+            ErrorCode::Internal,
+        ] {
+            let s = seawall_status::from(code);
+            assert_eq!(s as u32, code as u32, "{code:?}");
+            assert_eq!(s.code(), Some(code));
+            let name = unsafe { CStr::from_ptr(seawall_status_name(s as c_int)) };
+            assert_eq!(name.to_str().unwrap(), code.as_str());
+        }
+    }
+}

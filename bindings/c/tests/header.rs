@@ -1,0 +1,86 @@
+//! The committed header `include/seawall.h` must be exactly what cbindgen generates from
+//! this crate with `bindings/c/cbindgen.toml`.
+//!
+//! After changing the C API, regenerate the header with:
+//!
+//! ```text
+//! SEAWALL_BLESS=1 cargo test --release -p seawall-ffi --test header
+//! ```
+//!
+//! (or `scripts/test-c.sh --bless`), then commit `include/seawall.h`.
+
+use std::path::PathBuf;
+
+fn generate() -> String {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("read bindings/c/cbindgen.toml");
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/lib.rs"))
+        .generate()
+        .expect("cbindgen failed to generate the header");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).expect("the header is UTF-8")
+}
+
+#[test]
+fn header_is_up_to_date() {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = crate_dir.join("../../include/seawall.h");
+    let fresh = generate();
+    if std::env::var_os("SEAWALL_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &fresh).expect("write include/seawall.h");
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != fresh {
+        let first = committed
+            .lines()
+            .zip(fresh.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
+        panic!(
+            "include/seawall.h is out of date with bindings/c/src (first difference at line {}).\n\
+             Regenerate it with:\n    SEAWALL_BLESS=1 cargo test --release -p seawall-ffi --test header\n\
+             and commit the result.",
+            first + 1
+        );
+    }
+}
+
+#[test]
+fn header_declares_the_spec_names() {
+    let h = generate();
+    for name in [
+        "seawall_breaker_new",
+        "seawall_breaker_free",
+        "seawall_breaker_try_acquire",
+        "seawall_permit_success",
+        "seawall_permit_failure",
+        "seawall_permit_ignore",
+        "seawall_permit_free",
+        "seawall_breaker_state",
+        "seawall_breaker_snapshot",
+        "seawall_breaker_force_open",
+        "seawall_breaker_disable",
+        "seawall_breaker_reset",
+        "seawall_last_error",
+        "seawall_manual_clock_new",
+        "seawall_clock_advance_ms",
+        "seawall_clock_free",
+        "typedef struct seawall_breaker seawall_breaker;",
+        "typedef enum seawall_status {",
+        "SEAWALL_STATE_HALF_OPEN = 2",
+        "const char *seawall_state_name(seawall_state state);",
+        "const char *seawall_status_name(seawall_status status);",
+    ] {
+        assert!(h.contains(name), "the header lacks {name:?}");
+    }
+    assert!(
+        !h.contains("StateArg") && !h.contains("StatusArg"),
+        "internal type names leaked into the header"
+    );
+}

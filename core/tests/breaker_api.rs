@@ -1,0 +1,196 @@
+//! The Rust surface of the breaker: helpers, listeners, permits and config errors.
+//! (Rule-by-rule behaviour is covered by the conformance scenarios.)
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use seawall::{
+    BreakerConfig, CallError, CircuitBreaker, ConfigValue, DurationUnit, Error, ErrorCode, ManualClock, Naming, Outcome,
+    State, Style,
+};
+
+fn breaker(n: u32) -> (CircuitBreaker, Arc<ManualClock>) {
+    let clock = ManualClock::shared();
+    let b = CircuitBreaker::new(
+        BreakerConfig { consecutive_failures: Some(n), open_duration: Duration::from_secs(1), ..BreakerConfig::named("t") }
+            .with_clock(clock.clone()),
+    )
+    .unwrap();
+    (b, clock)
+}
+
+/// Polls a future that never waits to completion (the test futures are ready at once).
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn call_counts_errors_and_rejects_when_open() {
+    let (b, _) = breaker(2);
+    assert_eq!(b.call(|| Ok::<_, ()>(1)), Ok(1));
+    assert_eq!(b.call(|| Err::<(), _>("x")), Err(CallError::Failed("x")));
+    assert_eq!(b.call(|| Err::<(), _>("y")), Err(CallError::Failed("y")));
+    match b.call(|| Ok::<_, ()>(1)) {
+        Err(CallError::Rejected(r)) => {
+            assert_eq!(r.state, State::Open);
+            assert_eq!(r.retry_after, Duration::from_secs(1));
+            assert_eq!(r.breaker, "t");
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = b.snapshot();
+    assert_eq!((s.successes, s.failures, s.rejected), (1, 2, 1));
+}
+
+#[test]
+fn call_classified_can_ignore_errors() {
+    let (b, _) = breaker(1);
+    let r = b.call_classified(|| Err::<(), _>("not found"), |_| Outcome::Ignore);
+    assert_eq!(r, Err(CallError::Failed("not found")));
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.snapshot().ignored, 1);
+}
+
+#[test]
+fn call_async_records_outcomes() {
+    let (b, _) = breaker(1);
+    let ok: Result<i32, CallError<()>> = block_on(b.call_async(|| async { Ok(5) }));
+    assert_eq!(ok, Ok(5));
+    let err: Result<i32, CallError<&str>> = block_on(b.call_async(|| async { Err("down") }));
+    assert_eq!(err, Err(CallError::Failed("down")));
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn slow_calls_are_measured_on_the_breaker_clock() {
+    let clock = ManualClock::shared();
+    let b = CircuitBreaker::new(
+        BreakerConfig {
+            slow_call_rate_threshold: Some(1.0),
+            slow_call_duration: Some(Duration::from_millis(100)),
+            minimum_calls: 2,
+            ..BreakerConfig::named("slow")
+        }
+        .with_clock(clock.clone()),
+    )
+    .unwrap();
+    assert!(b.needs_duration());
+    for _ in 0..2 {
+        let r: Result<(), CallError<()>> = b.call(|| {
+            clock.advance(Duration::from_millis(100));
+            Ok(())
+        });
+        assert!(r.is_ok());
+    }
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.snapshot().slow, 2);
+}
+
+#[test]
+fn dropping_a_permit_cancels_it() {
+    let (b, clock) = breaker(1);
+    b.try_acquire().unwrap().failure(Duration::ZERO);
+    clock.advance(Duration::from_secs(1));
+    let probe = b.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    assert!(b.try_acquire().is_err(), "one probe at a time");
+    drop(probe);
+    let probe = b.try_acquire().expect("the slot was freed");
+    probe.success(Duration::ZERO);
+    assert_eq!(b.state(), State::Closed);
+    let s = b.snapshot();
+    assert_eq!((s.successes, s.failures, s.ignored), (1, 1, 0), "a cancellation counts nowhere");
+}
+
+#[test]
+fn shared_permit_refuses_a_second_outcome() {
+    let (b, _) = breaker(5);
+    let p = b.try_acquire_shared().unwrap();
+    p.record(Outcome::Success, Duration::ZERO).unwrap();
+    let e = p.record(Outcome::Failure, Duration::ZERO).unwrap_err();
+    assert_eq!(e, Error::PermitConsumed);
+    assert_eq!(e.code().as_str(), "SEAWALL_PERMIT_CONSUMED");
+    assert_eq!(p.cancel().unwrap_err().code(), ErrorCode::PermitConsumed);
+    assert_eq!(b.snapshot().successes, 1);
+}
+
+#[test]
+fn listeners_see_changes_in_order_and_may_reenter() {
+    let (b, clock) = breaker(1);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, b2) = (log.clone(), b.clone());
+    b.on_state_change(move |e| {
+        l.lock().unwrap().push(format!("{}->{}@{}", e.from, e.to, e.at.as_millis()));
+        // Re-entering the breaker from a listener must not deadlock.
+        let _ = b2.snapshot();
+        if e.to == State::HalfOpen {
+            b2.force_open();
+        }
+    });
+    b.try_acquire().unwrap().failure(Duration::ZERO);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(b.state(), State::ForcedOpen);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["closed->open@0", "open->half_open@1000", "half_open->forced_open@1000"]
+    );
+}
+
+#[test]
+fn a_panicking_listener_does_not_break_the_breaker() {
+    let (b, _) = breaker(1);
+    let seen = Arc::new(Mutex::new(0));
+    b.on_state_change(|_| panic!("listener bug"));
+    let s = seen.clone();
+    let id = b.on_state_change(move |_| *s.lock().unwrap() += 1);
+    b.try_acquire().unwrap().failure(Duration::ZERO);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(*seen.lock().unwrap(), 1, "later listeners still run");
+    assert!(b.remove_listener(id));
+    b.reset();
+    assert_eq!(*seen.lock().unwrap(), 1);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn config_errors_name_the_field_in_the_callers_spelling() {
+    let mut js = BreakerConfig::with_style(Style { naming: Naming::Camel, unit: DurationUnit::Millis });
+    let e = js.set("openDuration", ConfigValue::Int(-5)).unwrap_err();
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("openDuration", "-5ms"));
+    let e = js.set("windowSize", ConfigValue::Str("ten".into())).unwrap_err();
+    assert!(e.type_mismatch);
+    assert!(e.to_string().contains("windowSize"), "{e}");
+    let e = js.set("bogus", ConfigValue::Int(1)).unwrap_err();
+    assert_eq!(e.field, "bogus");
+
+    let mut py = BreakerConfig::with_style(Style { naming: Naming::Snake, unit: DurationUnit::Seconds });
+    let e = py.set("slow_call_duration", ConfigValue::Float(f64::NAN)).unwrap_err();
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("slow_call_duration", "nans"));
+    py.set("half_open_max_calls", ConfigValue::Int(2)).unwrap();
+    py.set("half_open_success_threshold", ConfigValue::Int(3)).unwrap();
+    let e = CircuitBreaker::new(py).unwrap_err();
+    assert_eq!(e.field, "half_open_success_threshold");
+    assert!(e.to_string().contains("half_open_max_calls (2)"), "{e}");
+}
+
+#[test]
+fn typed_rust_config_is_validated_too() {
+    let e = CircuitBreaker::new(BreakerConfig { window_size: 0, ..Default::default() }).unwrap_err();
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("window_size", "0"));
+    let e = CircuitBreaker::new(BreakerConfig { failure_rate_threshold: Some(1.5), ..Default::default() }).unwrap_err();
+    assert_eq!(e.field, "failure_rate_threshold");
+}

@@ -1,0 +1,129 @@
+"""``seawall.CircuitBreaker``: the native breaker plus Python's calling protocols.
+
+Everything that decides lives in the Rust core; this module adds the decorator, the
+(async) context-manager protocol and the coroutine path on top of the native class.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from types import CoroutineType
+from typing import Any, Awaitable, Callable, Optional, TypeVar
+
+from . import _native
+from ._errors import BreakerOpen
+
+__all__ = ["CircuitBreaker"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+def _is_awaitable(value: Any) -> bool:
+    return type(value) is CoroutineType or inspect.isawaitable(value)
+
+
+async def _guard_awaitable(breaker: "CircuitBreaker", permit: _native.Permit, awaitable: Awaitable[T], start: Optional[int]) -> T:
+    """Awaits ``awaitable`` and records its outcome on ``permit``.
+
+    Cancellation (``asyncio.CancelledError``, a ``BaseException``) cancels the permit.
+    """
+    try:
+        result = await awaitable
+    except BaseException as exc:
+        breaker._settle(permit, exc, start)
+        raise
+    breaker._settle(permit, None, start)
+    return result
+
+
+class CircuitBreaker(_native.CircuitBreaker):
+    """A circuit breaker.
+
+    ``CircuitBreaker(**config)`` takes the options of SPEC "Configuration" as keywords
+    (durations in seconds), plus:
+
+    - ``clock=``: a :class:`seawall.ManualClock` or :class:`seawall.SystemClock` (default);
+    - ``failure_on=``: exception type(s) that count as failures (default ``Exception``);
+    - ``ignore=``: exception type(s) counted nowhere (only in ``snapshot()["ignored"]``);
+    - ``fallback=``: called with the :class:`~seawall.BreakerOpen` error when the breaker
+      rejects a call; its result is returned instead (awaited if it is awaitable on the
+      async path). Errors of the guarded function itself always propagate.
+
+    An exception raised by the guarded code counts as: ``ignored`` when it matches
+    ``ignore``; a failure when it matches ``failure_on`` (a *timeout* when it is a
+    ``TimeoutError``, e.g. :class:`seawall.Timeout`); a success when it is any other
+    ``Exception`` (it says nothing about the dependency); and a cancellation (counted
+    nowhere, frees a half-open slot) when it is a bare ``BaseException`` such as
+    ``KeyboardInterrupt`` or ``asyncio.CancelledError``.
+
+    Use it as a decorator (``@breaker`` on sync and async functions), as a context
+    manager (``with breaker:`` / ``async with breaker:``), or with
+    ``breaker.call(fn, *args, **kwargs)`` / ``await breaker.call_async(fn, ...)``. Invalid
+    options raise :class:`seawall.ConfigError`.
+    """
+
+    __module__ = "seawall"
+    __slots__ = ()
+
+    def __init__(self, **config: Any) -> None:
+        # Built by the native __new__ (which validates `config`); this only lets
+        # subclasses call super().__init__(**config).
+        pass
+
+    # -- decorator ---------------------------------------------------------------------
+
+    def __call__(self, fn: F) -> F:
+        """Decorates a sync or async function so every call goes through the breaker."""
+        if not callable(fn):
+            raise TypeError(f"CircuitBreaker decorates a callable, got {type(fn).__name__}")
+        if inspect.iscoroutinefunction(fn):
+            call_async = self.call_async
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await call_async(fn, *args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        # One native object: calling it is one FFI call (acquire, call, classify, record).
+        wrapper = _native.Guarded(self, fn)
+        functools.update_wrapper(wrapper, fn)
+        return wrapper  # type: ignore[return-value]
+
+    # -- async call --------------------------------------------------------------------
+
+    async def call_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Awaits ``fn(*args, **kwargs)`` under the breaker (``fn`` may also be sync)."""
+        try:
+            permit = self.try_acquire()
+        except BreakerOpen as err:
+            fallback = self.fallback
+            if fallback is None:
+                raise
+            result = fallback(err)
+            if _is_awaitable(result):
+                result = await result
+            return result
+        start = self._start()
+        try:
+            result = fn(*args, **kwargs)
+            if _is_awaitable(result):
+                result = await result
+        except BaseException as exc:
+            self._settle(permit, exc, start)
+            raise
+        self._settle(permit, None, start)
+        return result
+
+    # -- context managers --------------------------------------------------------------
+    # `with breaker:` is native (__enter__ / __exit__ of the base class): it acquires a
+    # permit (or raises BreakerOpen; no fallback), returns it, and on exit records the
+    # outcome from the exception as a call would. The permits of open blocks live in a
+    # context variable, so threads and asyncio tasks never see each other's.
+
+    async def __aenter__(self) -> _native.Permit:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)

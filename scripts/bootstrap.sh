@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building and testing seawall needs, and nothing when it is already there.
+#   - Debian packages: pkg-config and libcjson-dev (the C conformance runner parses JSON with cJSON);
+#   - a tools virtualenv in target/tools with maturin (builds the wheel) and pytest.
+# Needs: cargo, gcc, python3 (>= 3.9, with venv), node (>= 18) and npm on PATH.
+# Usage: scripts/bootstrap.sh   (then put target/tools/bin on PATH; the Makefile does)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in cargo gcc python3 node npm; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: missing ${missing[*]}; install them first (see README.md, Requirements)" >&2
+  exit 1
+fi
+
+need_apt=()
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+[ -f /usr/include/cjson/cJSON.h ] || need_apt+=(libcjson-dev)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: apt-get install ${need_apt[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "bootstrap: please run: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+tools=target/tools
+if [ ! -x "$tools/bin/python" ]; then
+  python3 -m venv "$tools"
+fi
+if ! "$tools/bin/python" -c 'import maturin, pytest' >/dev/null 2>&1 \
+   || ! cmp -s scripts/requirements-tools.txt "$tools/.requirements" ; then
+  echo "bootstrap: installing build and test tools into $tools" >&2
+  "$tools/bin/python" -m pip install -q --disable-pip-version-check -r scripts/requirements-tools.txt
+  cp scripts/requirements-tools.txt "$tools/.requirements"
+fi

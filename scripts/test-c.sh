@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# C library: builds libseawall, checks that include/seawall.h is up to date, installs the
+# library into a fresh prefix outside the tree (scripts/install-c.sh), then compiles the C
+# tests and examples from a temporary directory against that installation only, through
+# pkg-config, with -Wall -Wextra -Werror, and runs them:
+#   api.c          the API contract (NULL arguments, errors, panics, listeners, ...)
+#   conformance.c  every tests/conformance/breaker/*.json scenario
+#   threads.c      8 threads on one breaker (run 10 times)
+#   examples/c/breaker.c, examples/demo/demo.c (its output must equal the Rust demo's)
+#   the example linked statically against libseawall.a
+# Every step runs; the last line is "c: N passed, M failed"; the exit status is non-zero
+# when anything failed.
+#
+# Usage: scripts/test-c.sh           run everything
+#        scripts/test-c.sh --bless   regenerate include/seawall.h after changing the C API
+# Env:   SEAWALL_C_PREFIX=DIR        install there (and keep it) instead of a temporary prefix
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+
+if [ "${1:-}" = "--bless" ]; then
+  SEAWALL_BLESS=1 cargo test --release -p seawall-ffi --test header
+  exit 0
+fi
+
+# Build and test tools: pkg-config and cJSON (the conformance runner parses JSON with it).
+need_apt=()
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+pkg-config --exists libcjson 2>/dev/null || need_apt+=(libcjson-dev)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test-c: installing ${need_apt[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "test-c: missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "--- cargo build --release -p seawall-ffi"
+cargo build --release -p seawall-ffi
+echo "--- cargo test --release -p seawall-ffi (unit tests, header up to date)"
+cargo test --release -p seawall-ffi
+
+temp_dirs=()
+cleanup() { if ((${#temp_dirs[@]})); then rm -rf "${temp_dirs[@]}"; fi; }
+trap cleanup EXIT
+if [ -n "${SEAWALL_C_PREFIX:-}" ]; then
+  prefix="$SEAWALL_C_PREFIX"
+else
+  prefix="$(mktemp -d "${TMPDIR:-/tmp}/seawall-c.XXXXXX")"
+  temp_dirs+=("$prefix")
+fi
+echo "--- install into $prefix"
+scripts/install-c.sh "$prefix"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/seawall-c-build.XXXXXX")"
+temp_dirs+=("$work")
+cp bindings/c/tests/*.c bindings/c/tests/*.h examples/c/breaker.c examples/demo/demo.c "$work/"
+cd "$work"
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -Wpedantic -O2 -g)
+SEAWALL_CFLAGS=$(pkg-config --cflags seawall)
+SEAWALL_LIBS=$(pkg-config --libs seawall)
+RPATH="-Wl,-rpath,$prefix/lib"
+version=$(pkg-config --modversion seawall)
+
+passed=0 failed=0 failed_steps=()
+step() { # step NAME COMMAND...: runs it, counts it, never stops the script
+  local name=$1
+  shift
+  echo "--- $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_steps+=("$name")
+    echo "--- $name: FAILED"
+  fi
+}
+
+# shellcheck disable=SC2086 # the pkg-config outputs are lists of flags
+build() { # build OUT SOURCE [EXTRA...]
+  local out=$1 src=$2
+  shift 2
+  gcc "${CFLAGS[@]}" "$src" -o "$out" $SEAWALL_CFLAGS "$@" $SEAWALL_LIBS $RPATH
+}
+
+# shellcheck disable=SC2086
+build_all() {
+  build api api.c -pthread "-DSEAWALL_EXPECTED_VERSION=\"$version\"" &&
+    build conformance conformance.c $(pkg-config --cflags --libs libcjson) -lm &&
+    build threads threads.c -pthread &&
+    build breaker breaker.c &&
+    build demo demo.c
+}
+step "compile tests and examples (gcc ${CFLAGS[*]}, pkg-config seawall $version)" build_all
+
+header_cxx() { # the header also compiles as C++ (extern "C", no C-only syntax)
+  printf '#include <seawall.h>\nint main() { return seawall_version() == nullptr; }\n' >cxx.cpp
+  # shellcheck disable=SC2086
+  g++ -std=c++17 -Wall -Wextra -Werror $SEAWALL_CFLAGS cxx.cpp -o cxx $SEAWALL_LIBS $RPATH && ./cxx
+}
+if command -v g++ >/dev/null 2>&1; then step "seawall.h compiles as C++" header_cxx; fi
+
+exports_only_api() { # the shared library exports the C API and nothing else of Rust's
+  local extra
+  extra=$(nm -D --defined-only "$prefix/lib/libseawall.so" | awk '{print $3}' | grep -v '^seawall_' || true)
+  if [ -n "$extra" ]; then
+    echo "unexpected exported symbols:" $extra
+    return 1
+  fi
+  echo "$(nm -D --defined-only "$prefix/lib/libseawall.so" | grep -c ' seawall_') symbols, all seawall_*"
+}
+step "libseawall.so exports only seawall_* symbols" exports_only_api
+
+step "api" env RUST_BACKTRACE=0 ./api
+step "conformance" ./conformance "$repo/tests/conformance/breaker"
+
+threads_10() {
+  local i
+  for i in $(seq 1 10); do
+    echo "run $i/10"
+    timeout 120 ./threads || return 1
+  done
+}
+step "threads (10 runs)" threads_10
+
+example() {
+  local out
+  out=$(./breaker) || return 1
+  echo "$out"
+  grep -qx "price = 42, state = closed" <<<"$out"
+}
+step "examples/c/breaker.c" example
+
+demo_matches_rust() {
+  ./demo >demo-c.txt || return 1
+  cat demo-c.txt
+  (cd "$repo" && cargo run --release -q -p seawall --example demo) >demo-rust.txt 2>/dev/null || return 1
+  if ! cmp -s demo-c.txt demo-rust.txt; then
+    echo "the C demo's output differs from the Rust demo's:"
+    diff demo-rust.txt demo-c.txt || true
+    return 1
+  fi
+  echo "(identical to the Rust demo)"
+}
+step "examples/demo/demo.c (same output as the Rust demo)" demo_matches_rust
+
+static_link() { # link libseawall.a (pkg-config --static adds what it needs)
+  local libs
+  libs=$(pkg-config --static --libs seawall | sed 's/-lseawall\b/-l:libseawall.a/')
+  # shellcheck disable=SC2086
+  gcc "${CFLAGS[@]}" breaker.c -o breaker-static $SEAWALL_CFLAGS $libs || return 1
+  if readelf -d breaker-static | grep -q 'NEEDED.*libseawall'; then
+    echo "breaker-static still needs libseawall.so"
+    return 1
+  fi
+  # Not even findable: prove it runs without the shared library.
+  env LD_LIBRARY_PATH=/nonexistent ./breaker-static | tail -1 | grep -qx "price = 42, state = closed"
+}
+step "static link against libseawall.a" static_link
+
+echo
+if ((failed)); then echo "failed: ${failed_steps[*]}"; fi
+echo "c: $passed passed, $failed failed"
+exit $((failed > 0))

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Node: builds and packs the npm package, installs the tarball into a fresh npm project
+# outside the repository (offline: the package has no dependencies), and runs there
+#   - the package's tests (node --test), which import the installed package,
+#   - examples/node/*.js and examples/demo/demo.js, checking their output
+#     (the demo's transition log must equal the Rust demo's byte for byte).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+export SEAWALL_REPO="$repo"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/seawall-node-test.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+tarball="$(scripts/build-node.sh "$work/pack")"
+
+project="$work/project"
+mkdir -p "$project"
+cd "$project"
+npm init -y >/dev/null
+npm install --offline --no-audit --no-fund --silent "$tarball"
+echo "installed $(node -p 'require("seawall/package.json").name + "@" + require("seawall/package.json").version') in $project"
+
+status=0
+# The tests import `seawall`, which must resolve to node_modules here, not to the repo.
+cp -r "$repo/node/tests" "$project/tests"
+node --test tests/ || { status=1; echo "node: the package tests FAILED (see above)" >&2; }
+
+# Examples, run as a user would: copied into the project, importing the installed package.
+mkdir -p examples
+cp "$repo"/examples/node/*.js "$repo/examples/demo/demo.js" examples/
+
+expected_breaker='failed: connection refused
+event: closed -> open (consecutive_failures)
+failed: connection refused
+rejected: SEAWALL_BREAKER_OPEN, retry after 10000 ms
+event: open -> half_open (open_duration_elapsed)
+event: half_open -> closed (probe_successes)
+price = 42, state = closed
+failed: connection refused
+quote = cached, state = open'
+for ex in "$repo"/examples/node/*.js; do
+  name="$(basename "$ex")"
+  echo "example: $name"
+  out="$(node "examples/$name")"
+  echo "$out"
+  if [ "$name" = breaker.js ] && [ "$out" != "$expected_breaker" ]; then
+    echo "examples/node/breaker.js: unexpected output; expected:" >&2
+    echo "$expected_breaker" >&2
+    status=1
+  fi
+done
+
+echo "example: demo.js"
+node examples/demo.js >"$work/demo-node.txt"
+cat "$work/demo-node.txt"
+(cd "$repo" && cargo run -q --release -p seawall --example demo) >"$work/demo-rust.txt"
+if diff -u "$work/demo-rust.txt" "$work/demo-node.txt"; then
+  echo "demo.js: identical to the Rust demo"
+else
+  echo "examples/demo/demo.js: the transition log differs from the Rust demo's (diff above)" >&2
+  status=1
+fi
+if [ "$status" -ne 0 ]; then
+  echo "node: FAILED" >&2
+  exit 1
+fi
+echo "node: all passed"
