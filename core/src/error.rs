@@ -11,6 +11,7 @@
 //! assert_eq!(Error::from(err).code(), ErrorCode::Config);
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::breaker::State;
@@ -39,8 +40,8 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("circuit breaker '{breaker}' is {state}; {}", retry_text(*.retry_after))]
 pub struct Rejected {
-    /// Name of the breaker that refused.
-    pub breaker: String,
+    /// Name of the breaker that refused (shared, so a rejection allocates nothing).
+    pub breaker: Arc<str>,
     /// The state that refused: `open`, `half_open` (saturated) or `forced_open`.
     pub state: State,
     /// Time until probes are admitted: zero in saturated half-open, `Duration::MAX` when

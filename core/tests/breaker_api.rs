@@ -48,7 +48,7 @@ fn call_counts_errors_and_rejects_when_open() {
         Err(CallError::Rejected(r)) => {
             assert_eq!(r.state, State::Open);
             assert_eq!(r.retry_after, Duration::from_secs(1));
-            assert_eq!(r.breaker, "t");
+            assert_eq!(&*r.breaker, "t");
         }
         other => panic!("{other:?}"),
     }

@@ -337,7 +337,7 @@ impl Run {
                         );
                     }
                 }
-                if r.breaker != self.name {
+                if *r.breaker != *self.name {
                     return fail(at, format!("rejection names breaker {:?}, expected {:?}", r.breaker, self.name));
                 }
                 Ok(())

@@ -460,9 +460,9 @@ test('many concurrent async calls are each recorded once', async () => {
 });
 
 test('a panic inside the core is an Error (SEAWALL_INTERNAL), never a crash', async () => {
-  // TODO(core): re-opening with an open duration near Duration::MAX panics in
-  // Duration::mul_f64 (core/src/breaker/mod.rs, Inner::reopen). Whether or not the core
-  // is fixed, the addon must turn it into an error (or succeed) and the process must live.
+  // Re-opening with an open duration near Duration::MAX once panicked in the core's
+  // backoff arithmetic (now saturating). Should any panic happen, the addon must turn it
+  // into an error and the process must live.
   const huge = 1.8e22; // ms, close to u64::MAX seconds
   const states = ['closed', 'open', 'half_open', 'forced_open', 'disabled'];
   for (const via of ['permit', 'execute']) {

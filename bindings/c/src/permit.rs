@@ -1,6 +1,8 @@
 //! Permits: `seawall_breaker_try_acquire` hands one out; the caller records exactly one
 //! outcome on it and frees it. Freed without an outcome, it is a cancellation.
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use seawall::{Error, Outcome, SharedPermit};
@@ -14,6 +16,46 @@ use crate::status::{arg, guard, put, put_opt, seawall_status};
 #[allow(non_camel_case_types)]
 pub struct seawall_permit {
     inner: SharedPermit,
+}
+
+/// Permit boxes kept for reuse, per thread, so that a steady stream of calls allocates
+/// nothing: `seawall_permit_free` returns the box here and the next acquire on the same
+/// thread takes it back. Bounded, so a burst of held permits does not pin memory.
+const RECYCLED_MAX: usize = 64;
+
+thread_local! {
+    static RECYCLED: RefCell<Vec<Box<MaybeUninit<seawall_permit>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A heap permit holding `inner`, from this thread's recycled boxes when there is one.
+fn boxed(inner: SharedPermit) -> *mut seawall_permit {
+    let slot = RECYCLED
+        .try_with(|r| r.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Box::new(MaybeUninit::uninit()));
+    let p = Box::into_raw(slot).cast::<seawall_permit>();
+    // SAFETY: `p` comes from `Box::into_raw` of a `MaybeUninit<seawall_permit>`: valid,
+    // aligned and uninitialised.
+    unsafe { p.write(seawall_permit { inner }) };
+    p
+}
+
+/// Drops the permit in `p` (a cancellation if it has no outcome) and keeps its box.
+///
+/// # Safety
+/// `p` comes from [`boxed`] and is not used afterwards.
+unsafe fn release(p: *mut seawall_permit) {
+    // SAFETY: `p` holds an initialised permit (see `boxed`); after this it is uninitialised.
+    unsafe { std::ptr::drop_in_place(p) };
+    // SAFETY: the allocation was made as a `Box<MaybeUninit<seawall_permit>>`.
+    let slot = unsafe { Box::from_raw(p.cast::<MaybeUninit<seawall_permit>>()) };
+    let _ = RECYCLED.try_with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() < RECYCLED_MAX {
+            r.push(slot);
+        }
+    });
 }
 
 /// Why `seawall_breaker_try_acquire` refused a call.
@@ -52,7 +94,7 @@ pub unsafe extern "C" fn seawall_breaker_try_acquire(
         }
         match b.inner.try_acquire_shared() {
             Ok(p) => {
-                out_permit.write(Box::into_raw(Box::new(seawall_permit { inner: p })));
+                out_permit.write(boxed(p));
                 Ok(())
             }
             Err(r) => {
@@ -173,7 +215,7 @@ pub unsafe extern "C" fn seawall_permit_is_probe(
 pub unsafe extern "C" fn seawall_permit_free(permit: *mut seawall_permit) {
     if !permit.is_null() {
         let _ = guard(|| {
-            drop(Box::from_raw(permit));
+            release(permit);
             Ok(())
         });
     }

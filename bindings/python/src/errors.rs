@@ -53,9 +53,9 @@ pub fn to_py(py: Python<'_>, err: Error, breaker: Option<&Bound<'_, PyAny>>) -> 
             Error::BreakerOpen(r) => {
                 match breaker {
                     Some(b) => kw.set_item(pyo3::intern!(py, "breaker"), b)?,
-                    None => kw.set_item(pyo3::intern!(py, "breaker"), &r.breaker)?,
+                    None => kw.set_item(pyo3::intern!(py, "breaker"), &*r.breaker)?,
                 }
-                kw.set_item(pyo3::intern!(py, "breaker_name"), &r.breaker)?;
+                kw.set_item(pyo3::intern!(py, "breaker_name"), &*r.breaker)?;
                 kw.set_item(pyo3::intern!(py, "state"), r.state.as_str())?;
                 kw.set_item(pyo3::intern!(py, "retry_after"), seconds(r.retry_after))?;
             }

@@ -499,7 +499,7 @@ impl Inner {
 
     fn reject(&self, state: State, retry_after: Duration) -> Rejected {
         self.counts.rejected.fetch_add(1, Relaxed);
-        Rejected { breaker: self.name.to_string(), state, retry_after }
+        Rejected { breaker: Arc::clone(&self.name), state, retry_after }
     }
 
     /// Applies the time-driven changes that are due at `now` (lock held).
