@@ -59,6 +59,10 @@ typedef enum seawall_status {
    */
   SEAWALL_E_TIMEOUT = 5,
   /**
+   * The work was cancelled through a cancel token.
+   */
+  SEAWALL_E_CANCELLED = 10,
+  /**
    * A bug in seawall: a panic was caught at the C boundary. The message says what panicked.
    */
   SEAWALL_E_INTERNAL = 99,
@@ -585,7 +589,7 @@ const char *seawall_last_error(void);
  * The status as a stable code string, the one Node's `err.code` and the conformance files
  * use: `"SEAWALL_OK"`, `"SEAWALL_INVALID_ARGUMENT"`, `"SEAWALL_CONFIG"`,
  * `"SEAWALL_BREAKER_OPEN"`, `"SEAWALL_PERMIT_CONSUMED"`, `"SEAWALL_TIMEOUT"`,
- * `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
+ * `"SEAWALL_CANCELLED"`, `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
  * The string is static.
  */
 const char *seawall_status_name(seawall_status status);

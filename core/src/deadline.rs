@@ -20,10 +20,31 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::error::Error;
+use crate::options::{ConfigValue, DurationUnit, Naming, Style};
+
+/// Reads a duration argument (`seconds` in Python, `ms` in Node and C) for a deadline or a
+/// timeout. Negative, NaN and infinite values are refused with an error that names the
+/// argument and the value: a bad value never becomes a silently infinite timeout.
+///
+/// ```
+/// use seawall::{ConfigValue, DurationUnit};
+/// use seawall::deadline::duration_arg;
+/// assert_eq!(duration_arg("ms", &ConfigValue::Int(250), DurationUnit::Millis).unwrap().as_millis(), 250);
+/// let err = duration_arg("seconds", &ConfigValue::Float(f64::INFINITY), DurationUnit::Seconds).unwrap_err();
+/// assert!(err.to_string().contains("seconds = infs"), "{err}");
+/// ```
+pub fn duration_arg(name: &str, value: &ConfigValue, unit: DurationUnit) -> Result<Duration, Error> {
+    let naming = if unit == DurationUnit::Seconds { Naming::Snake } else { Naming::Camel };
+    Style { naming, unit }.duration(name, value, true).map_err(|e| {
+        let why = if e.reason == "is too large" { "must be finite" } else { e.reason.as_str() };
+        Error::InvalidArgument(format!("{} = {}: {why}", e.field, e.value))
+    })
+}
 
 /// An absolute point in time on a clock.
 #[derive(Clone)]
@@ -81,13 +102,19 @@ impl Deadline {
         self.clock.now() >= self.at
     }
 
-    /// The earlier of two deadlines (nested scopes keep the tighter budget).
-    pub fn earliest(self, other: Deadline) -> Deadline {
-        if other.at < self.at {
-            other
-        } else {
-            self
+    /// The earlier of two deadlines (nested scopes keep the tighter budget). Both must be
+    /// on the same clock: times of different clocks cannot be compared.
+    pub fn earliest(&self, other: &Deadline) -> Result<Deadline, Error> {
+        if !Arc::ptr_eq(&self.clock, &other.clock) {
+            return Err(Error::InvalidArgument("cannot compare deadlines on different clocks".into()));
         }
+        Ok(if other.at < self.at { other.clone() } else { self.clone() })
+    }
+
+    /// The deadline `ms` milliseconds from now (a plain-milliseconds header such as
+    /// `x-timeout-ms`).
+    pub fn from_millis(clock: SharedClock, ms: u64) -> Self {
+        Self::after(clock, Duration::from_millis(ms))
     }
 
     /// A share of what remains for one attempt: `fraction` of the remaining time, at least
@@ -194,6 +221,7 @@ mod tests {
         assert_eq!(format_grpc_timeout(Duration::from_secs(3)), "3000000u");
         assert_eq!(format_grpc_timeout(Duration::from_secs(1000)), "1000000m");
         assert_eq!(format_grpc_timeout(Duration::from_nanos(1)), "1n");
+        assert_eq!(format_grpc_timeout(Duration::ZERO), "0n");
         assert_eq!(format_grpc_timeout(Duration::from_secs(400 * 86_400 * 365)), "3504000H");
         let d = Duration::from_nanos(123_456_789_123);
         let back = parse_grpc_timeout(&format_grpc_timeout(d)).unwrap();

@@ -76,6 +76,9 @@ pub enum Error {
     /// A deadline passed before the work finished.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The work was cancelled through a [`CancelToken`](crate::CancelToken).
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// A bug: a panic was caught at the FFI boundary.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,6 +98,8 @@ pub enum ErrorCode {
     PermitConsumed = 4,
     /// See [`Error::Timeout`].
     Timeout = 5,
+    /// See [`Error::Cancelled`].
+    Cancelled = 10,
     /// See [`Error::Internal`].
     Internal = 99,
 }
@@ -108,6 +113,7 @@ impl ErrorCode {
             ErrorCode::BreakerOpen => "SEAWALL_BREAKER_OPEN",
             ErrorCode::PermitConsumed => "SEAWALL_PERMIT_CONSUMED",
             ErrorCode::Timeout => "SEAWALL_TIMEOUT",
+            ErrorCode::Cancelled => "SEAWALL_CANCELLED",
             ErrorCode::Internal => "SEAWALL_INTERNAL",
         }
     }
@@ -122,6 +128,7 @@ impl Error {
             Error::BreakerOpen(_) => ErrorCode::BreakerOpen,
             Error::PermitConsumed => ErrorCode::PermitConsumed,
             Error::Timeout(_) => ErrorCode::Timeout,
+            Error::Cancelled(_) => ErrorCode::Cancelled,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -14,17 +14,21 @@
 #![warn(missing_docs)]
 
 pub mod breaker;
+pub mod cancel;
 pub mod clock;
 pub mod deadline;
 pub mod error;
 pub mod options;
+pub mod timer;
 
 pub use breaker::{
     BreakerConfig, CallError, CircuitBreaker, Listener, ListenerId, Outcome, Permit, Reason, SharedPermit, Snapshot,
     State, StateChange, WindowKind,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use cancel::{CallbackId, CancelReason, CancelToken};
 pub use deadline::Deadline;
+pub use timer::{TimerFn, TimerGuard, TimerId};
 pub use error::{ConfigError, Error, ErrorCode, Rejected, Result};
 pub use options::{ConfigValue, DurationUnit, Naming, Style};
 

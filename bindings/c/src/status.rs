@@ -30,6 +30,8 @@ pub enum seawall_status {
     SEAWALL_E_PERMIT_CONSUMED = 4,
     /// A deadline passed before the work finished.
     SEAWALL_E_TIMEOUT = 5,
+    /// The work was cancelled through a cancel token.
+    SEAWALL_E_CANCELLED = 10,
     /// A bug in seawall: a panic was caught at the C boundary. The message says what panicked.
     SEAWALL_E_INTERNAL = 99,
 }
@@ -44,6 +46,7 @@ impl From<ErrorCode> for seawall_status {
             ErrorCode::BreakerOpen => SEAWALL_E_BREAKER_OPEN,
             ErrorCode::PermitConsumed => SEAWALL_E_PERMIT_CONSUMED,
             ErrorCode::Timeout => SEAWALL_E_TIMEOUT,
+            ErrorCode::Cancelled => SEAWALL_E_CANCELLED,
             ErrorCode::Internal => SEAWALL_E_INTERNAL,
         }
     }
@@ -59,6 +62,7 @@ impl seawall_status {
             SEAWALL_E_BREAKER_OPEN,
             SEAWALL_E_PERMIT_CONSUMED,
             SEAWALL_E_TIMEOUT,
+            SEAWALL_E_CANCELLED,
             SEAWALL_E_INTERNAL,
         ]
         .into_iter()
@@ -74,6 +78,7 @@ impl seawall_status {
             SEAWALL_E_BREAKER_OPEN => ErrorCode::BreakerOpen,
             SEAWALL_E_PERMIT_CONSUMED => ErrorCode::PermitConsumed,
             SEAWALL_E_TIMEOUT => ErrorCode::Timeout,
+            SEAWALL_E_CANCELLED => ErrorCode::Cancelled,
             SEAWALL_E_INTERNAL => ErrorCode::Internal,
         })
     }
@@ -264,7 +269,7 @@ pub extern "C" fn seawall_last_error() -> *const c_char {
 /// The status as a stable code string, the one Node's `err.code` and the conformance files
 /// use: `"SEAWALL_OK"`, `"SEAWALL_INVALID_ARGUMENT"`, `"SEAWALL_CONFIG"`,
 /// `"SEAWALL_BREAKER_OPEN"`, `"SEAWALL_PERMIT_CONSUMED"`, `"SEAWALL_TIMEOUT"`,
-/// `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
+/// `"SEAWALL_CANCELLED"`, `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
 /// The string is static.
 #[no_mangle]
 pub extern "C" fn seawall_status_name(status: StatusArg) -> *const c_char {
@@ -279,6 +284,7 @@ pub extern "C" fn seawall_status_name(status: StatusArg) -> *const c_char {
             ErrorCode::BreakerOpen => cstr!("SEAWALL_BREAKER_OPEN"),
             ErrorCode::PermitConsumed => cstr!("SEAWALL_PERMIT_CONSUMED"),
             ErrorCode::Timeout => cstr!("SEAWALL_TIMEOUT"),
+            ErrorCode::Cancelled => cstr!("SEAWALL_CANCELLED"),
             ErrorCode::Internal => cstr!("SEAWALL_INTERNAL"),
         },
     }
@@ -320,6 +326,7 @@ mod tests {
             ErrorCode::BreakerOpen,
             ErrorCode::PermitConsumed,
             ErrorCode::Timeout,
+            ErrorCode::Cancelled,
             ErrorCode::Internal,
         ] {
             let s = seawall_status::from(code);

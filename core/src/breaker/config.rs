@@ -86,6 +86,10 @@ pub struct BreakerConfig {
     pub half_open_success_threshold: u32,
     /// A probe whose outcome is not recorded within this counts as a failure. `None`: `open_duration`.
     pub probe_timeout: Option<Duration>,
+    /// Time limit the language wrappers (decorator, `execute`, ...) put on each guarded
+    /// call, inside the breaker: a call that runs out counts as a failure and a timeout.
+    /// The core's own `call` does not enforce it (it cannot pre-empt a closure).
+    pub timeout: Option<Duration>,
     /// Where time comes from.
     pub clock: SharedClock,
     /// How the caller spells names and durations, for error messages.
@@ -111,6 +115,7 @@ impl Default for BreakerConfig {
             half_open_max_calls: 1,
             half_open_success_threshold: 1,
             probe_timeout: None,
+            timeout: None,
             clock: SystemClock::shared(),
             style: Style::default(),
         }
@@ -136,6 +141,7 @@ impl fmt::Debug for BreakerConfig {
             .field("half_open_max_calls", &self.half_open_max_calls)
             .field("half_open_success_threshold", &self.half_open_success_threshold)
             .field("probe_timeout", &self.probe_timeout)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +164,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "half_open_max_calls",
     "half_open_success_threshold",
     "probe_timeout",
+    "timeout",
 ];
 
 impl BreakerConfig {
@@ -210,6 +217,7 @@ impl BreakerConfig {
                 self.half_open_success_threshold = s.count(f, v, MAX_HALF_OPEN_CALLS)?
             }
             "probe_timeout" => self.probe_timeout = Some(s.duration(f, v, false)?),
+            "timeout" => self.timeout = Some(s.duration(f, v, false)?),
             _ => return Err(ConfigError::new(key, s.show(v), "unknown option")),
         }
         Ok(())
@@ -251,6 +259,7 @@ impl BreakerConfig {
             ("slow_call_duration", self.slow_call_duration),
             ("window_duration", Some(self.window_duration)),
             ("probe_timeout", self.probe_timeout),
+            ("timeout", self.timeout),
         ] {
             if d == Some(Duration::ZERO) {
                 return bad(f, show(Duration::ZERO), "must be greater than zero");
