@@ -18,7 +18,10 @@ pub mod cancel;
 pub mod clock;
 pub mod deadline;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod options;
+pub mod registry;
 pub mod timer;
 
 pub use breaker::{
@@ -30,7 +33,9 @@ pub use cancel::{CallbackId, CancelReason, CancelToken};
 pub use deadline::Deadline;
 pub use timer::{TimerFn, TimerGuard, TimerId};
 pub use error::{ConfigError, Error, ErrorCode, Rejected, Result};
+pub use health::{CheckConfig, CheckReport, HealthStatus};
 pub use options::{ConfigValue, DurationUnit, Naming, Style};
+pub use registry::{Health, Registry};
 
 /// The crate version, which every binding reports as its own.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

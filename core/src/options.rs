@@ -256,6 +256,14 @@ impl Style {
         Duration::try_from_secs_f64(secs).map_err(|_| bad("is too large"))
     }
 
+    /// A boolean.
+    pub fn flag(&self, field: &str, v: &ConfigValue) -> Result<bool, ConfigError> {
+        match v {
+            ConfigValue::Bool(b) => Ok(*b),
+            _ => Err(self.type_err(field, v, "a boolean")),
+        }
+    }
+
     /// Text.
     pub fn text(&self, field: &str, v: &ConfigValue) -> Result<String, ConfigError> {
         match v {

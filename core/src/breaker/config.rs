@@ -90,6 +90,9 @@ pub struct BreakerConfig {
     /// call, inside the breaker: a call that runs out counts as a failure and a timeout.
     /// The core's own `call` does not enforce it (it cannot pre-empt a closure).
     pub timeout: Option<Duration>,
+    /// Whether an open breaker makes the service's health `down` (true, the default) or
+    /// only `degraded` (false: the service keeps working with less).
+    pub critical: bool,
     /// Where time comes from.
     pub clock: SharedClock,
     /// How the caller spells names and durations, for error messages.
@@ -116,6 +119,7 @@ impl Default for BreakerConfig {
             half_open_success_threshold: 1,
             probe_timeout: None,
             timeout: None,
+            critical: true,
             clock: SystemClock::shared(),
             style: Style::default(),
         }
@@ -142,6 +146,7 @@ impl fmt::Debug for BreakerConfig {
             .field("half_open_success_threshold", &self.half_open_success_threshold)
             .field("probe_timeout", &self.probe_timeout)
             .field("timeout", &self.timeout)
+            .field("critical", &self.critical)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +170,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "half_open_success_threshold",
     "probe_timeout",
     "timeout",
+    "critical",
 ];
 
 impl BreakerConfig {
@@ -218,6 +224,7 @@ impl BreakerConfig {
             }
             "probe_timeout" => self.probe_timeout = Some(s.duration(f, v, false)?),
             "timeout" => self.timeout = Some(s.duration(f, v, false)?),
+            "critical" => self.critical = s.flag(f, v)?,
             _ => return Err(ConfigError::new(key, s.show(v), "unknown option")),
         }
         Ok(())

@@ -160,6 +160,17 @@ struct Counters {
     ignored: AtomicU64,
     rejected: AtomicU64,
     timeouts: AtomicU64,
+    fallbacks: AtomicU64,
+    /// State changes, `[from][to]`.
+    transitions: [[AtomicU64; STATES]; STATES],
+}
+
+/// Number of states (for per-transition counters).
+const STATES: usize = 5;
+
+impl State {
+    /// Every state, in `as usize` order.
+    pub const ALL: [State; STATES] = [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::Disabled];
 }
 
 /// A point-in-time view of a breaker.
@@ -193,6 +204,12 @@ pub struct Snapshot {
     pub retry_after: Duration,
     /// Probes out now (half-open).
     pub half_open_in_flight: u32,
+    /// Rejected calls answered by a fallback (degraded service), ever.
+    pub fallbacks: u64,
+    /// State changes so far, as `(from, to, count)` for every pair that happened.
+    pub transitions: Vec<(State, State, u64)>,
+    /// Whether an open breaker makes the service `down` (true) or `degraded` (false).
+    pub critical: bool,
 }
 
 /// A permit's identity: the epoch that issued it and, in half-open, its probe number.
@@ -367,6 +384,12 @@ impl CircuitBreaker {
         self.inner.manual(State::Closed, Reason::Reset);
     }
 
+    /// Counts a rejected call that a fallback answered: the service ran degraded. Wrappers
+    /// with a `fallback` call this, so metrics show reduced-functionality traffic.
+    pub fn record_fallback(&self) {
+        self.inner.counts.fallbacks.fetch_add(1, Relaxed);
+    }
+
     /// Calls `f` for every state change, outside the breaker's lock, in order.
     pub fn on_state_change(&self, f: impl Fn(&StateChange) + Send + Sync + 'static) -> ListenerId {
         self.inner.events.add(Arc::new(f))
@@ -539,6 +562,7 @@ impl Inner {
         let from = State::from_word(w);
         self.word.store(word(epoch_of(w) + 1, to), Release);
         if from != to {
+            self.counts.transitions[from as usize][to as usize].fetch_add(1, Relaxed);
             self.events.push(StateChange { breaker: Arc::clone(&self.name), from, to, at: now, reason });
         }
     }
@@ -737,6 +761,22 @@ impl Inner {
             consecutive_failures: if state == State::Closed { self.consecutive.load(Relaxed) } else { 0 },
             retry_after,
             half_open_in_flight: in_flight,
+            fallbacks: c.fallbacks.load(Relaxed),
+            transitions: self.transitions(),
+            critical: self.config.critical,
         }
+    }
+
+    fn transitions(&self) -> Vec<(State, State, u64)> {
+        let mut out = Vec::new();
+        for from in State::ALL {
+            for to in State::ALL {
+                let n = self.counts.transitions[from as usize][to as usize].load(Relaxed);
+                if n > 0 {
+                    out.push((from, to, n));
+                }
+            }
+        }
+        out
     }
 }

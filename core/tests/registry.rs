@@ -1,0 +1,169 @@
+//! The registry: get-or-create, bounds, health semantics, metrics under concurrency.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seawall::{BreakerConfig, CheckConfig, HealthStatus, ManualClock, Registry, State};
+
+fn non_critical() -> BreakerConfig {
+    BreakerConfig { critical: false, ..BreakerConfig::default() }
+}
+
+#[test]
+fn breaker_gets_or_creates_and_requires_a_name() {
+    let r = Registry::new();
+    let a = r.breaker("payments", BreakerConfig::default()).unwrap();
+    let b = r.breaker("payments", BreakerConfig { consecutive_failures: Some(1), ..Default::default() }).unwrap();
+    a.force_open();
+    assert_eq!(b.state(), State::ForcedOpen, "the same breaker, the first config kept");
+    let e = r.breaker("", BreakerConfig::default()).unwrap_err();
+    assert_eq!(e.field, "name");
+    assert!(r.breaker("bad", BreakerConfig { window_size: 0, ..Default::default() }).is_err());
+    assert!(r.get_breaker("bad").is_none(), "an invalid config registers nothing");
+}
+
+#[test]
+fn the_registry_is_bounded_and_forgets_the_least_recently_used() {
+    let r = Registry::with(ManualClock::shared(), 100);
+    for i in 0..100 {
+        r.breaker(&format!("tenant-{i}"), BreakerConfig::default()).unwrap();
+    }
+    r.breaker("tenant-0", BreakerConfig::default()).unwrap(); // used again: recent
+    for i in 100..1000 {
+        r.breaker(&format!("tenant-{i}"), BreakerConfig::default()).unwrap();
+    }
+    assert!(r.breakers().len() <= 100);
+    assert!(r.get_breaker("tenant-999").is_some());
+    assert!(r.get_breaker("tenant-1").is_none());
+}
+
+#[test]
+fn open_breakers_make_the_service_down_or_degraded() {
+    let r = Registry::new();
+    let core = r.breaker("db", BreakerConfig::default()).unwrap();
+    let extra = r.breaker("recommendations", non_critical()).unwrap();
+    assert_eq!(r.health().status, HealthStatus::Ok);
+    extra.force_open();
+    let h = r.health();
+    assert_eq!(h.status, HealthStatus::Degraded);
+    let part = h.checks.iter().find(|c| c.name == "recommendations").unwrap();
+    assert_eq!((part.kind, part.ok, part.status), ("breaker", false, HealthStatus::Degraded));
+    core.force_open();
+    assert_eq!(r.health().status, HealthStatus::Down);
+    core.reset();
+    extra.reset();
+    assert_eq!(r.health().status, HealthStatus::Ok);
+}
+
+#[test]
+fn checks_fail_pass_and_are_cached_for_their_interval() {
+    let clock = ManualClock::shared();
+    let r = Registry::with(clock.clone(), 10);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (n, up) = (runs.clone(), Arc::new(AtomicUsize::new(0)));
+    let u = up.clone();
+    let config = CheckConfig { interval: Duration::from_secs(10), critical: false, ..CheckConfig::default() };
+    r.add_check(
+        "cache",
+        config,
+        Arc::new(move || {
+            n.fetch_add(1, SeqCst);
+            if u.load(SeqCst) == 1 {
+                Ok(())
+            } else {
+                Err("connection refused".into())
+            }
+        }),
+    )
+    .unwrap();
+    for _ in 0..100 {
+        assert_eq!(r.health().status, HealthStatus::Degraded);
+    }
+    assert_eq!(runs.load(SeqCst), 1, "a flood of health() runs the check once per interval");
+    let h = r.health();
+    let c = &h.checks[0];
+    assert_eq!((c.ok, c.error.as_deref(), c.last_ok_at), (false, Some("connection refused"), None));
+    up.store(1, SeqCst);
+    clock.advance(Duration::from_secs(10));
+    let h = r.health();
+    assert_eq!(h.status, HealthStatus::Ok);
+    assert_eq!(runs.load(SeqCst), 2);
+    assert_eq!(h.checks[0].last_ok_at, Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_hanging_check_fails_at_its_timeout_and_never_hangs_health() {
+    let r = Registry::new();
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let config = CheckConfig { timeout: Duration::from_millis(100), interval: Duration::ZERO, critical: true };
+    r.add_check(
+        "hangs",
+        config,
+        Arc::new(move || {
+            s.fetch_add(1, SeqCst);
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(())
+        }),
+    )
+    .unwrap();
+    r.add_check("panics", CheckConfig { critical: false, ..CheckConfig::default() }, Arc::new(|| panic!("check bug")))
+        .unwrap();
+    let t = Instant::now();
+    let h = r.health();
+    assert!(t.elapsed() < Duration::from_secs(2), "health() took {:?}", t.elapsed());
+    assert_eq!(h.status, HealthStatus::Down);
+    let hang = h.checks.iter().find(|c| c.name == "hangs").unwrap();
+    assert!(hang.error.as_deref().unwrap().contains("timed out after 100 ms"), "{hang:?}");
+    let panics = h.checks.iter().find(|c| c.name == "panics").unwrap();
+    assert_eq!(panics.error.as_deref(), Some("the check panicked"));
+    // Asked again while the first run still hangs: no second thread is started.
+    let h = r.health();
+    assert_eq!(started.load(SeqCst), 1);
+    let hang = h.checks.iter().find(|c| c.name == "hangs").unwrap();
+    assert!(hang.error.as_deref().unwrap().contains("has not returned"), "{hang:?}");
+}
+
+#[test]
+fn metrics_are_exact_after_many_threads() {
+    let r = Registry::new();
+    let b = r.breaker("hot", BreakerConfig { consecutive_failures: Some(u32::MAX), ..Default::default() }).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for i in 0..10_000u32 {
+                    let p = b.try_acquire().unwrap();
+                    if (i + t) % 4 == 0 {
+                        p.failure(Duration::ZERO);
+                    } else {
+                        p.success(Duration::ZERO);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = r.prometheus();
+    assert!(text.contains("seawall_breaker_calls_total{breaker=\"hot\",outcome=\"success\"} 60000"), "{text}");
+    assert!(text.contains("seawall_breaker_calls_total{breaker=\"hot\",outcome=\"failure\"} 20000"), "{text}");
+    assert!(text.contains("seawall_breaker_state{breaker=\"hot\",state=\"closed\"} 1"));
+    assert!(text.contains("seawall_health_status{status=\"ok\"} 1"));
+    // Every line is a comment or `name{labels} value`.
+    for line in text.lines() {
+        assert!(line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line.starts_with("seawall_"), "{line}");
+    }
+    let snap = r.snapshot_json();
+    assert_eq!(snap["breakers"]["hot"]["successes"], 60000);
+    assert_eq!(snap["health"]["status"], "ok");
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let r = Registry::new();
+    r.breaker("a\"b\\c\nd", BreakerConfig::default()).unwrap();
+    assert!(r.prometheus().contains(r#"breaker="a\"b\\c\nd""#));
+}
