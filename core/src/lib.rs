@@ -25,7 +25,7 @@ pub mod registry;
 pub mod timer;
 
 pub use breaker::{
-    BreakerConfig, CallError, CircuitBreaker, Listener, ListenerId, Outcome, Permit, Reason, SharedPermit, Snapshot,
+    BreakerConfig, CallError, CircuitBreaker, Event, Listener, ListenerId, Outcome, Permit, Reason, SharedPermit, Snapshot,
     State, StateChange, WindowKind,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

@@ -194,3 +194,21 @@ fn typed_rust_config_is_validated_too() {
     let e = CircuitBreaker::new(BreakerConfig { failure_rate_threshold: Some(1.5), ..Default::default() }).unwrap_err();
     assert_eq!(e.field, "failure_rate_threshold");
 }
+
+#[test]
+fn on_event_reports_rejections_timeouts_and_fallbacks_in_order() {
+    let (b, clock) = breaker(1);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let id = b.on_event(move |e| l.lock().unwrap().push(e.kind().to_string()));
+    clock.advance(Duration::from_millis(5));
+    b.try_acquire().unwrap().timeout(Duration::from_millis(3));
+    assert!(b.try_acquire().is_err());
+    b.record_fallback();
+    assert_eq!(*log.lock().unwrap(), ["timeout", "state_change", "rejected", "fallback"]);
+    let s = b.snapshot();
+    assert_eq!((s.timeouts, s.failures, s.rejected, s.fallbacks), (1, 1, 1, 1));
+    assert!(b.remove_listener(id));
+    assert!(b.try_acquire().is_err());
+    assert_eq!(log.lock().unwrap().len(), 4, "no events after removal");
+}

@@ -82,8 +82,54 @@ pub struct StateChange {
     pub reason: Reason,
 }
 
-/// A state-change listener.
-pub type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
+/// Something a breaker reports to listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The state changed.
+    StateChange(StateChange),
+    /// A call was rejected.
+    Rejected {
+        /// The breaker's name.
+        breaker: Arc<str>,
+        /// The state that rejected.
+        state: State,
+        /// Time until probes are admitted (`Duration::MAX` when forced open).
+        retry_after: Duration,
+        /// Clock time of the rejection.
+        at: Duration,
+    },
+    /// A call was recorded as timed out.
+    Timeout {
+        /// The breaker's name.
+        breaker: Arc<str>,
+        /// How long the call ran.
+        took: Duration,
+        /// Clock time of the record.
+        at: Duration,
+    },
+    /// A rejected call was answered by a fallback (degraded service).
+    Fallback {
+        /// The breaker's name.
+        breaker: Arc<str>,
+        /// Clock time of the fallback.
+        at: Duration,
+    },
+}
+
+impl Event {
+    /// `"state_change"`, `"rejected"`, `"timeout"` or `"fallback"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::StateChange(_) => "state_change",
+            Event::Rejected { .. } => "rejected",
+            Event::Timeout { .. } => "timeout",
+            Event::Fallback { .. } => "fallback",
+        }
+    }
+}
+
+/// An event listener.
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Identifies a registered listener, for removal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,20 +137,33 @@ pub struct ListenerId(pub u64);
 
 #[derive(Default)]
 pub(crate) struct Events {
-    queue: Mutex<VecDeque<StateChange>>,
+    queue: Mutex<VecDeque<Event>>,
     delivering: AtomicBool,
     listeners: Mutex<Arc<Vec<(ListenerId, Listener)>>>,
+    /// Listeners for more than state changes: rejections, timeouts and fallbacks are
+    /// queued only when there is one, so the hot paths pay one relaxed load otherwise.
+    all_kinds: AtomicU64,
     next_id: AtomicU64,
 }
 
 impl Events {
-    /// Queues an event. Called with the transition lock held, so queue order = change order.
-    pub(crate) fn push(&self, e: StateChange) {
+    /// Queues an event. State changes are queued with the transition lock held, so queue
+    /// order = change order.
+    pub(crate) fn push(&self, e: Event) {
         self.queue.lock().push_back(e);
     }
 
-    pub(crate) fn add(&self, f: Listener) -> ListenerId {
-        let id = ListenerId(self.next_id.fetch_add(1, SeqCst));
+    /// True when some listener wants rejections, timeouts and fallbacks.
+    #[inline]
+    pub(crate) fn wants_all(&self) -> bool {
+        self.all_kinds.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
+    pub(crate) fn add(&self, f: Listener, all_kinds: bool) -> ListenerId {
+        let id = ListenerId(self.next_id.fetch_add(1, SeqCst) * 2 + u64::from(all_kinds));
+        if all_kinds {
+            self.all_kinds.fetch_add(1, SeqCst);
+        }
         let mut l = self.listeners.lock();
         let mut v: Vec<_> = l.as_ref().clone();
         v.push((id, f));
@@ -118,6 +177,9 @@ impl Events {
         let v: Vec<_> = l.iter().filter(|(i, _)| *i != id).cloned().collect();
         let removed = v.len() != before;
         *l = Arc::new(v);
+        if removed && id.0 % 2 == 1 {
+            self.all_kinds.fetch_sub(1, SeqCst);
+        }
         removed
     }
 
@@ -133,7 +195,7 @@ impl Events {
                 let listeners = Arc::clone(&self.listeners.lock());
                 for (_, f) in listeners.iter() {
                     if catch_unwind(AssertUnwindSafe(|| f(&e))).is_err() {
-                        eprintln!("seawall: a state-change listener of breaker '{}' panicked; ignored", e.breaker);
+                        eprintln!("seawall: an event listener panicked; ignored");
                     }
                 }
             }

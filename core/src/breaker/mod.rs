@@ -46,7 +46,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 pub use config::{BreakerConfig, WindowKind, MAX_HALF_OPEN_CALLS, MAX_WINDOW_BUCKETS, MAX_WINDOW_SIZE, OPTION_NAMES};
-pub use events::{Listener, ListenerId, Reason, StateChange};
+pub use events::{Event, Listener, ListenerId, Reason, StateChange};
 pub use permit::{Permit, SharedPermit};
 pub use window::Totals;
 
@@ -387,12 +387,30 @@ impl CircuitBreaker {
     /// Counts a rejected call that a fallback answered: the service ran degraded. Wrappers
     /// with a `fallback` call this, so metrics show reduced-functionality traffic.
     pub fn record_fallback(&self) {
-        self.inner.counts.fallbacks.fetch_add(1, Relaxed);
+        let inner = &self.inner;
+        inner.counts.fallbacks.fetch_add(1, Relaxed);
+        if inner.events.wants_all() {
+            inner.events.push(Event::Fallback { breaker: Arc::clone(&inner.name), at: inner.now() });
+            inner.events.deliver();
+        }
     }
 
     /// Calls `f` for every state change, outside the breaker's lock, in order.
     pub fn on_state_change(&self, f: impl Fn(&StateChange) + Send + Sync + 'static) -> ListenerId {
-        self.inner.events.add(Arc::new(f))
+        let only_changes = move |e: &Event| {
+            if let Event::StateChange(c) = e {
+                f(c)
+            }
+        };
+        self.inner.events.add(Arc::new(only_changes), false)
+    }
+
+    /// Calls `f` for every event: state changes, rejections, timeouts and fallbacks, in
+    /// order, outside the breaker's lock. While such a listener is registered, each
+    /// rejection and timeout reads the clock and queues an event; without one they cost
+    /// nothing extra.
+    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
+        self.inner.events.add(Arc::new(f), true)
     }
 
     /// Removes a listener; false when it was not registered.
@@ -522,6 +540,11 @@ impl Inner {
 
     fn reject(&self, state: State, retry_after: Duration) -> Rejected {
         self.counts.rejected.fetch_add(1, Relaxed);
+        if self.events.wants_all() {
+            let at = self.now();
+            self.events.push(Event::Rejected { breaker: Arc::clone(&self.name), state, retry_after, at });
+            self.events.deliver();
+        }
         Rejected { breaker: Arc::clone(&self.name), state, retry_after }
     }
 
@@ -563,7 +586,8 @@ impl Inner {
         self.word.store(word(epoch_of(w) + 1, to), Release);
         if from != to {
             self.counts.transitions[from as usize][to as usize].fetch_add(1, Relaxed);
-            self.events.push(StateChange { breaker: Arc::clone(&self.name), from, to, at: now, reason });
+            let change = StateChange { breaker: Arc::clone(&self.name), from, to, at: now, reason };
+            self.events.push(Event::StateChange(change));
         }
     }
 
@@ -587,6 +611,10 @@ impl Inner {
     fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
         let slow = outcome != Outcome::Ignore && self.config.slow_call_duration.is_some_and(|s| took >= s);
         self.count(outcome, slow);
+        if outcome == Outcome::Timeout && self.events.wants_all() {
+            self.events.push(Event::Timeout { breaker: Arc::clone(&self.name), took, at: self.now() });
+            self.events.deliver();
+        }
         let w = self.word.load(Acquire);
         if epoch_of(w) != t.epoch {
             return; // a late outcome: metrics only
