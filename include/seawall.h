@@ -1,17 +1,28 @@
 /*
  * seawall.h: the C API of seawall (libseawall).
  *
- * Circuit breaker with the same behaviour, numbers and configuration as the Rust, Python
- * and Node packages: there is one implementation, in Rust, and this is a thin layer over it.
+ * Circuit breaker, deadlines and cancel tokens with the same behaviour, numbers and
+ * errors as the Rust, Python and Node packages: there is one implementation, in Rust, and
+ * this is a thin layer over it.
  *
  * Conventions:
  *  - every function that can fail returns a seawall_status; results come back through
  *    out-parameters; on failure seawall_last_error() has a message for the calling thread;
  *  - a NULL handle or required out-parameter is SEAWALL_E_INVALID_ARGUMENT; strings are
  *    UTF-8; *_free(NULL) does nothing;
- *  - durations are milliseconds;
- *  - every function may be called from any thread (a configuration handle by one
- *    thread at a time).
+ *  - durations are milliseconds (a double where a negative, NaN or infinite value must
+ *    reach the checks and be refused).
+ *
+ * Thread safety:
+ *  - seawall_breaker, seawall_clock, seawall_deadline and seawall_cancel_token handles may
+ *    be shared by any number of threads; every function on them may run concurrently;
+ *  - a seawall_breaker_config is used by one thread at a time; a seawall_permit and a
+ *    seawall_timer belong to one thread at a time (they may be handed to another);
+ *  - every handle is freed once, when no other thread uses it;
+ *  - callbacks run outside seawall's locks (they may call seawall): state-change listeners
+ *    on the thread that caused the change; cancel callbacks on the thread that cancels:
+ *    the caller of seawall_cancel_token_cancel, seawall's timer thread for a deadline on
+ *    the system clock, the caller of seawall_clock_advance_ms for a manual clock.
  *
  * Link with: pkg-config --cflags --libs seawall
  *
@@ -27,10 +38,17 @@
 #include <stdint.h>
 
 /**
+ * The size of a buffer that always holds a `grpc-timeout` value: at most 8 digits, one
+ * unit letter and the terminating NUL.
+ */
+#define SEAWALL_GRPC_TIMEOUT_BUFSIZE 10
+
+/**
  * The result of every seawall C function that can fail.
  *
  * The numbers are the core's stable error codes and are never renumbered. On anything but
- * `SEAWALL_OK`, `seawall_last_error()` returns a message for the calling thread.
+ * `SEAWALL_OK`, `seawall_last_error()` returns a message for the calling thread, and
+ * `seawall_status_name()` spells the code as every language does.
  */
 typedef enum seawall_status {
   /**
@@ -38,8 +56,10 @@ typedef enum seawall_status {
    */
   SEAWALL_OK = 0,
   /**
-   * A NULL handle or out-parameter, a string that is not UTF-8, a value out of range, or
-   * a handle of the wrong kind (e.g. advancing a system clock).
+   * A NULL handle or out-parameter, a string that is not UTF-8, a value out of range
+   * (a negative, NaN or infinite duration, a malformed `grpc-timeout` value, a buffer
+   * too small), or handles that do not fit together (e.g. advancing a system clock,
+   * comparing deadlines of different clocks).
    */
   SEAWALL_E_INVALID_ARGUMENT = 1,
   /**
@@ -58,6 +78,23 @@ typedef enum seawall_status {
    * A deadline passed before the work finished.
    */
   SEAWALL_E_TIMEOUT = 5,
+  /**
+   * Another owner holds the idempotency key's lease (refused at once, or still held
+   * when the wait ended).
+   */
+  SEAWALL_E_IDEMPOTENCY_IN_PROGRESS = 6,
+  /**
+   * The idempotency key was already used with a different request payload (fingerprint).
+   */
+  SEAWALL_E_IDEMPOTENCY_MISMATCH = 7,
+  /**
+   * The idempotency store could not be reached or could not take the entry.
+   */
+  SEAWALL_E_STORE_UNAVAILABLE = 8,
+  /**
+   * A complete, release or renew with a lease the caller no longer holds.
+   */
+  SEAWALL_E_LEASE_LOST = 9,
   /**
    * The work was cancelled through a cancel token.
    */
@@ -96,6 +133,25 @@ typedef enum seawall_state {
 } seawall_state;
 
 /**
+ * Whether and why a token was cancelled. The numbers are stable;
+ * `seawall_cancel_reason_name` spells them as every language does.
+ */
+typedef enum seawall_cancel_reason {
+  /**
+   * Not cancelled.
+   */
+  SEAWALL_CANCEL_NONE = 0,
+  /**
+   * `seawall_cancel_token_cancel` was called.
+   */
+  SEAWALL_CANCEL_CANCELLED = 1,
+  /**
+   * A deadline passed (`seawall_cancel_token_cancel_at`).
+   */
+  SEAWALL_CANCEL_DEADLINE_EXCEEDED = 2,
+} seawall_cancel_reason;
+
+/**
  * A circuit breaker. Every function on it may be called from any thread at the same time.
  * Free it with `seawall_breaker_free`.
  */
@@ -109,11 +165,37 @@ typedef struct seawall_breaker seawall_breaker;
 typedef struct seawall_breaker_config seawall_breaker_config;
 
 /**
+ * A cancel token: a flag set once (by `seawall_cancel_token_cancel`, or by a deadline
+ * through `seawall_cancel_token_cancel_at`) that work polls, plus callbacks run once when
+ * it is set (e.g. to wake a `poll()` through a pipe, or to close a socket).
+ *
+ * Thread safety: a token may be shared by any number of threads: cancelling, reading it
+ * and adding or removing callbacks are safe concurrently (the usual pattern: the worker
+ * polls `seawall_cancel_token_is_cancelled` while another thread, or the timer thread,
+ * cancels it). Free it once, when no other thread uses it (a callback running on another
+ * thread at that moment is waited for).
+ */
+typedef struct seawall_cancel_token seawall_cancel_token;
+
+/**
  * A clock handle. Every primitive reads time from a clock given to it at construction
- * (`seawall_breaker_config_set_clock`); a breaker keeps its own reference, so the handle
- * may be freed as soon as it is no longer needed by the caller.
+ * (`seawall_breaker_config_set_clock`, `seawall_deadline_after_ms`); breakers and
+ * deadlines keep their own reference, so the handle may be freed as soon as it is no
+ * longer needed by the caller. Thread safety: a clock handle may be shared by any number
+ * of threads (reading and advancing it are safe concurrently); free it once, when no
+ * other thread uses it.
  */
 typedef struct seawall_clock seawall_clock;
+
+/**
+ * A deadline: an absolute point in time on one clock. It never changes once made, so it
+ * can be handed down to callees, which read what remains of it.
+ *
+ * Thread safety: a deadline handle may be read by any number of threads at once (every
+ * function on it only reads); free it once, when no other thread uses it. It keeps its
+ * own reference to the clock, so the clock handle may be freed first.
+ */
+typedef struct seawall_deadline seawall_deadline;
 
 /**
  * The right to make one call. Record one outcome on it (`seawall_permit_success`,
@@ -121,6 +203,12 @@ typedef struct seawall_clock seawall_clock;
  * moved to and used from another thread.
  */
 typedef struct seawall_permit seawall_permit;
+
+/**
+ * A timer that cancels a token when a deadline passes (`seawall_cancel_token_cancel_at`).
+ * Freeing it unschedules it. Thread safety: it may be freed from any thread (once).
+ */
+typedef struct seawall_timer seawall_timer;
 
 /**
  * A point-in-time view of a breaker (`seawall_breaker_snapshot`).
@@ -239,6 +327,14 @@ typedef struct seawall_rejection {
   uint64_t retry_after_ms;
 } seawall_rejection;
 
+/**
+ * A cancel callback: called once with the reason and the `user_data` given at
+ * registration, on the thread that cancels the token (see
+ * `seawall_cancel_token_on_cancel`), outside seawall's locks. It must not unwind (no C++
+ * exception or longjmp out of it).
+ */
+typedef void (*seawall_cancel_fn)(enum seawall_cancel_reason reason, void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -340,7 +436,8 @@ enum seawall_status seawall_breaker_reset(struct seawall_breaker *breaker);
 
 /**
  * Creates a handle to the system clock: monotonic time, in milliseconds since the first
- * time any seawall system clock was read in this process. Free it with `seawall_clock_free`.
+ * time any seawall system clock was read in this process. Every such handle refers to the
+ * same clock. Free it with `seawall_clock_free`.
  *
  * # Safety
  * `out_clock` must be NULL or valid for writing a pointer.
@@ -359,7 +456,9 @@ enum seawall_status seawall_manual_clock_new(struct seawall_clock **out_clock);
 
 /**
  * Moves a manual clock forward by `ms` milliseconds (saturating). Safe to call from any
- * thread. `SEAWALL_E_INVALID_ARGUMENT` for a system clock.
+ * thread. Timers that become due (a cancel token set to cancel at a deadline on this
+ * clock) fire inside this call, earliest first, on the calling thread, so their cancel
+ * callbacks run before it returns. `SEAWALL_E_INVALID_ARGUMENT` for a system clock.
  *
  * # Safety
  * `clock` must be NULL or a live handle from `seawall_*_clock_new`.
@@ -576,6 +675,264 @@ enum seawall_status seawall_permit_is_probe(const struct seawall_permit *permit,
 void seawall_permit_free(struct seawall_permit *permit);
 
 /**
+ * Creates the deadline `ms` milliseconds from now on `clock` (a manual clock in tests).
+ * `ms` may be fractional (`0.25` is 250 µs) and 0 (already expired). A negative, NaN or
+ * infinite `ms` is `SEAWALL_E_INVALID_ARGUMENT`, with a message naming the argument and
+ * the value (e.g. `invalid argument: ms = -1ms: must not be negative`): a bad value never
+ * becomes an infinite deadline. Free the deadline with `seawall_deadline_free`.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out_deadline` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_deadline_after_ms(const struct seawall_clock *clock,
+                                              double ms,
+                                              struct seawall_deadline **out_deadline);
+
+/**
+ * Creates a deadline from a `grpc-timeout` header value (`"250m"`, `"3S"`: 1 to 8 digits
+ * and one unit of `H M S m u n`), counted from now on `clock`. A malformed value is
+ * `SEAWALL_E_INVALID_ARGUMENT`, with a message quoting it. Free the deadline with
+ * `seawall_deadline_free`.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `header` NULL or a NUL-terminated string;
+ * `out_deadline` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_deadline_from_grpc_timeout(const struct seawall_clock *clock,
+                                                       const char *header,
+                                                       struct seawall_deadline **out_deadline);
+
+/**
+ * The time left before the deadline, in whole milliseconds rounded down (0 once expired;
+ * it can also be 0 with less than 1 ms left: use `seawall_deadline_expired` to tell).
+ *
+ * # Safety
+ * `deadline` must be NULL or a live deadline; `out_ms` NULL or valid for writing.
+ */
+enum seawall_status seawall_deadline_remaining_ms(const struct seawall_deadline *deadline,
+                                                  uint64_t *out_ms);
+
+/**
+ * The time left before the deadline, in fractional milliseconds (exact to the
+ * nanosecond); 0 once expired. Round it up for `poll()`, and never hand 0 to an API where
+ * 0 means "no timeout" (`SO_RCVTIMEO`): check `seawall_deadline_expired` first.
+ *
+ * # Safety
+ * `deadline` must be NULL or a live deadline; `out_ms` NULL or valid for writing.
+ */
+enum seawall_status seawall_deadline_remaining_ms_double(const struct seawall_deadline *deadline,
+                                                         double *out_ms);
+
+/**
+ * Whether the deadline has passed (true at its time exactly, not 1 ms later).
+ *
+ * # Safety
+ * `deadline` must be NULL or a live deadline; `out_expired` NULL or valid for writing.
+ */
+enum seawall_status seawall_deadline_expired(const struct seawall_deadline *deadline,
+                                             bool *out_expired);
+
+/**
+ * Creates a new deadline equal to the earlier of `a` and `b` (nested scopes keep the
+ * tighter budget). Both must be on the same clock (every system clock handle is the same
+ * clock; each manual clock is its own): else `SEAWALL_E_INVALID_ARGUMENT`. Free the result
+ * with `seawall_deadline_free`; `a` and `b` are unchanged.
+ *
+ * # Safety
+ * `a` and `b` must each be NULL or a live deadline; `out_deadline` NULL or valid for
+ * writing a pointer.
+ */
+enum seawall_status seawall_deadline_earliest(const struct seawall_deadline *a,
+                                              const struct seawall_deadline *b,
+                                              struct seawall_deadline **out_deadline);
+
+/**
+ * A share of what remains for one attempt, in fractional milliseconds: `fraction` of the
+ * remaining time, at least `min_ms`, never more than what remains. E.g. with 100 ms
+ * left, `(0.4, 5)` gives 40 and `(0.01, 5)` gives 5; with 3 ms left, `(0.4, 5)` gives 3.
+ * A `fraction` outside [0, 1] (or NaN) and a negative, NaN or infinite `min_ms` are
+ * `SEAWALL_E_INVALID_ARGUMENT`, naming the argument.
+ *
+ * # Safety
+ * `deadline` must be NULL or a live deadline; `out_ms` NULL or valid for writing.
+ */
+enum seawall_status seawall_deadline_budget_ms(const struct seawall_deadline *deadline,
+                                               double fraction,
+                                               double min_ms,
+                                               double *out_ms);
+
+/**
+ * Writes what remains of the deadline as a `grpc-timeout` header value (`"150000u"`:
+ * the finest unit that fits in 8 digits, rounded up so that a positive budget never
+ * becomes 0; `"0n"` once expired) into `buf`, NUL-terminated. `len` is the size of `buf`;
+ * `SEAWALL_GRPC_TIMEOUT_BUFSIZE` (10) is always enough. A NULL or too small `buf` is
+ * `SEAWALL_E_INVALID_ARGUMENT` (then `buf` holds an empty string when `len` > 0).
+ *
+ * # Safety
+ * `deadline` must be NULL or a live deadline; `buf` NULL or valid for writing `len` bytes.
+ */
+enum seawall_status seawall_deadline_to_grpc_timeout(const struct seawall_deadline *deadline,
+                                                     char *buf,
+                                                     size_t len);
+
+/**
+ * Parses a `grpc-timeout` header value into fractional milliseconds (`"250m"` is 250,
+ * `"7u"` is 0.007, `"1H"` is 3600000). A malformed value (empty, more than 8 digits, no or
+ * an unknown unit, a sign, spaces, ...) is `SEAWALL_E_INVALID_ARGUMENT` with a message
+ * quoting it and saying what is wrong.
+ *
+ * # Safety
+ * `header` must be NULL or a NUL-terminated string; `out_ms` NULL or valid for writing.
+ */
+enum seawall_status seawall_grpc_timeout_parse_ms(const char *header, double *out_ms);
+
+/**
+ * Formats a duration of `ms` (fractional) milliseconds as a `grpc-timeout` value into
+ * `buf` (see `seawall_deadline_to_grpc_timeout`: `250` gives `"250000u"`). A negative, NaN
+ * or infinite `ms` is `SEAWALL_E_INVALID_ARGUMENT` naming it; so is a NULL or too small
+ * `buf` (`SEAWALL_GRPC_TIMEOUT_BUFSIZE` is always enough).
+ *
+ * # Safety
+ * `buf` must be NULL or valid for writing `len` bytes.
+ */
+enum seawall_status seawall_grpc_timeout_format_ms(double ms, char *buf, size_t len);
+
+/**
+ * Frees a deadline. Deadlines made from it (`seawall_deadline_earliest`) and timers set
+ * with it (`seawall_cancel_token_cancel_at`) are unaffected. `seawall_deadline_free(NULL)`
+ * does nothing.
+ *
+ * # Safety
+ * `deadline` must be NULL or a live deadline, not used afterwards.
+ */
+void seawall_deadline_free(struct seawall_deadline *deadline);
+
+/**
+ * The reason's name: `"cancelled"` or `"deadline_exceeded"` (the same strings in every
+ * language), `"none"` for `SEAWALL_CANCEL_NONE`, `"unknown"` for a number that is no
+ * reason. The string is static.
+ */
+const char *seawall_cancel_reason_name(seawall_cancel_reason reason);
+
+/**
+ * Creates a token, not cancelled. Free it with `seawall_cancel_token_free`.
+ *
+ * # Safety
+ * `out_token` must be NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_cancel_token_new(struct seawall_cancel_token **out_token);
+
+/**
+ * Cancels the token (reason `SEAWALL_CANCEL_CANCELLED`) and runs its callbacks, once, on
+ * the calling thread, before returning. Cancelling a token already cancelled does nothing
+ * and keeps the first reason.
+ *
+ * # Safety
+ * `token` must be NULL or a live token.
+ */
+enum seawall_status seawall_cancel_token_cancel(struct seawall_cancel_token *token);
+
+/**
+ * Whether the token was cancelled (for any reason).
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `out_cancelled` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_is_cancelled(const struct seawall_cancel_token *token,
+                                                      bool *out_cancelled);
+
+/**
+ * Why the token was cancelled: `SEAWALL_CANCEL_NONE` (not cancelled),
+ * `SEAWALL_CANCEL_CANCELLED` or `SEAWALL_CANCEL_DEADLINE_EXCEEDED`.
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `out_reason` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_reason(const struct seawall_cancel_token *token,
+                                                enum seawall_cancel_reason *out_reason);
+
+/**
+ * Adds a callback run once, with the reason and `user_data`, when the token is cancelled;
+ * at once, on the calling thread, if it already is. `*out_id` (when `out_id` is not NULL)
+ * receives an id for `seawall_cancel_token_remove_callback`.
+ *
+ * Which thread runs it: the thread that cancels. That is the caller of
+ * `seawall_cancel_token_cancel`; for a deadline on the system clock, seawall's one timer
+ * thread (shared by the whole process: keep the callback short and never block in it);
+ * for a deadline on a manual clock, the thread calling `seawall_clock_advance_ms` (or
+ * `seawall_cancel_token_cancel_at`, if the deadline has already passed). Callbacks run
+ * outside seawall's locks, so they may call any seawall function, including on this
+ * token.
+ *
+ * `user_data` must stay valid until the callback has run, or until
+ * `seawall_cancel_token_remove_callback` or `seawall_cancel_token_free` returns (both wait
+ * for a run in progress on another thread, so do not call them while holding a lock the
+ * callback takes).
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `callback` safe to call from any thread with
+ * `user_data`; `out_id` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_on_cancel(struct seawall_cancel_token *token,
+                                                   seawall_cancel_fn callback,
+                                                   void *user_data,
+                                                   uint64_t *out_id);
+
+/**
+ * Removes a callback added with `seawall_cancel_token_on_cancel`. When it returns, the
+ * callback is not running (a run in progress on another thread is waited for; a callback
+ * may remove itself) and will not run, so its `user_data` may be freed.
+ * `*out_removed` (when `out_removed` is not NULL) says whether it was removed before it
+ * ran (true) or had already run (false). `SEAWALL_E_INVALID_ARGUMENT` for an id this
+ * token never gave out.
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `out_removed` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_remove_callback(struct seawall_cancel_token *token,
+                                                         uint64_t callback_id,
+                                                         bool *out_removed);
+
+/**
+ * Cancels the token with `SEAWALL_CANCEL_DEADLINE_EXCEEDED` when `deadline` passes,
+ * through the deadline clock's timer: seawall's one timer thread for the system clock (no
+ * thread per call), `seawall_clock_advance_ms` for a manual clock. A deadline already
+ * passed cancels the token at once on a manual clock, and on the timer thread very soon
+ * after on the system clock. `*out_timer` receives the timer: free it with
+ * `seawall_timer_free` as soon as the work is done (before the deadline, that unschedules
+ * it: the token is then not cancelled by it). The token and the deadline may be freed
+ * before the timer.
+ *
+ * # Safety
+ * `token` and `deadline` must each be NULL or a live handle; `out_timer` NULL or valid for
+ * writing a pointer.
+ */
+enum seawall_status seawall_cancel_token_cancel_at(struct seawall_cancel_token *token,
+                                                   const struct seawall_deadline *deadline,
+                                                   struct seawall_timer **out_timer);
+
+/**
+ * Frees a timer: unschedules it if it has not fired. A timer that has started firing (its
+ * deadline passed) may still complete the token's cancellation on the timer thread. Freeing
+ * a timer that fired only releases it. `seawall_timer_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `timer` must be NULL or a live timer, not used afterwards.
+ */
+void seawall_timer_free(struct seawall_timer *timer);
+
+/**
+ * Frees a token. Its callbacks that have not run are removed (a run in progress on another
+ * thread is waited for), so no callback runs after this returns. A timer set on it
+ * (`seawall_cancel_token_cancel_at`) stays scheduled until freed, harmlessly.
+ * `seawall_cancel_token_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `token` must be NULL or a live token, not used afterwards (by any thread).
+ */
+void seawall_cancel_token_free(struct seawall_cancel_token *token);
+
+/**
  * The message of the last failure on the calling thread.
  *
  * Never NULL: an empty string when no seawall call has failed on this thread. The text is
@@ -589,7 +946,9 @@ const char *seawall_last_error(void);
  * The status as a stable code string, the one Node's `err.code` and the conformance files
  * use: `"SEAWALL_OK"`, `"SEAWALL_INVALID_ARGUMENT"`, `"SEAWALL_CONFIG"`,
  * `"SEAWALL_BREAKER_OPEN"`, `"SEAWALL_PERMIT_CONSUMED"`, `"SEAWALL_TIMEOUT"`,
- * `"SEAWALL_CANCELLED"`, `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
+ * `"SEAWALL_IDEMPOTENCY_IN_PROGRESS"`, `"SEAWALL_IDEMPOTENCY_MISMATCH"`,
+ * `"SEAWALL_STORE_UNAVAILABLE"`, `"SEAWALL_LEASE_LOST"`, `"SEAWALL_CANCELLED"`,
+ * `"SEAWALL_INTERNAL"`; `"SEAWALL_UNKNOWN"` for a number that is no status.
  * The string is static.
  */
 const char *seawall_status_name(seawall_status status);

@@ -4,9 +4,13 @@
 # tests and examples from a temporary directory against that installation only, through
 # pkg-config, with -Wall -Wextra -Werror, and runs them:
 #   api.c          the API contract (NULL arguments, errors, panics, listeners, ...)
+#   deadline.c     the contract of deadlines, grpc-timeout values, cancel tokens and timers
+#                  (incl. the system clock's timer thread cancelling a token)
 #   conformance.c  every tests/conformance/breaker/*.json scenario
+#   conformance_deadline.c  every tests/conformance/deadline/*.json scenario
 #   threads.c      8 threads on one breaker (run 10 times)
-#   examples/c/breaker.c, examples/demo/demo.c (its output must equal the Rust demo's)
+#   examples/c/breaker.c, examples/c/deadline.c (a poll() bounded by a deadline),
+#   examples/demo/demo.c (its output must equal the Rust demo's)
 #   the example linked statically against libseawall.a
 # Every step runs; the last line is "c: N passed, M failed"; the exit status is non-zero
 # when anything failed.
@@ -59,6 +63,7 @@ scripts/install-c.sh "$prefix"
 work="$(mktemp -d "${TMPDIR:-/tmp}/seawall-c-build.XXXXXX")"
 temp_dirs+=("$work")
 cp bindings/c/tests/*.c bindings/c/tests/*.h examples/c/breaker.c examples/demo/demo.c "$work/"
+cp examples/c/deadline.c "$work/example_deadline.c" # tests/deadline.c has the same name
 cd "$work"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
@@ -92,9 +97,12 @@ build() { # build OUT SOURCE [EXTRA...]
 # shellcheck disable=SC2086
 build_all() {
   build api api.c -pthread "-DSEAWALL_EXPECTED_VERSION=\"$version\"" &&
+    build deadline deadline.c -pthread -lm &&
     build conformance conformance.c $(pkg-config --cflags --libs libcjson) -lm &&
+    build conformance_deadline conformance_deadline.c $(pkg-config --cflags --libs libcjson) -lm &&
     build threads threads.c -pthread &&
     build breaker breaker.c &&
+    build example_deadline example_deadline.c &&
     build demo demo.c
 }
 step "compile tests and examples (gcc ${CFLAGS[*]}, pkg-config seawall $version)" build_all
@@ -118,7 +126,9 @@ exports_only_api() { # the shared library exports the C API and nothing else of 
 step "libseawall.so exports only seawall_* symbols" exports_only_api
 
 step "api" env RUST_BACKTRACE=0 ./api
+step "deadline" timeout 60 ./deadline
 step "conformance" ./conformance "$repo/tests/conformance/breaker"
+step "conformance (deadline scenarios)" ./conformance_deadline "$repo/tests/conformance/deadline"
 
 threads_10() {
   local i
@@ -136,6 +146,31 @@ example() {
   grep -qx "price = 42, state = closed" <<<"$out"
 }
 step "examples/c/breaker.c" example
+
+example_deadline() {
+  local out
+  out=$(timeout 30 ./example_deadline) || return 1
+  echo "$out"
+  grep -qx "poll: no data before the deadline (expired: yes)" <<<"$out" &&
+    grep -qx "poll: woken by the cancel token (deadline_exceeded), request budget left: yes" <<<"$out"
+}
+step "examples/c/deadline.c" example_deadline
+
+docs_snippets() { # the helpers docs/c.md shows (blocks after "<!-- compiled by scripts/test-c.sh -->") compile
+  {
+    printf '#define _POSIX_C_SOURCE 200809L\n#include <stdbool.h>\n#include <seawall.h>\n'
+    awk '/^<!-- compiled by scripts\/test-c.sh -->$/ {marked = 1; next}
+         /^```c$/ && marked {inblock = 1; marked = 0; next} /^```$/ {inblock = 0; next}
+         inblock' "$repo/docs/c.md"
+  } >docs_snippets.c
+  local n
+  n=$(grep -c '^static int' docs_snippets.c || true)
+  echo "$n helper functions from docs/c.md"
+  [ "$n" -ge 3 ] || return 1
+  # shellcheck disable=SC2086
+  gcc "${CFLAGS[@]}" -Wno-unused-function -c docs_snippets.c -o docs_snippets.o $SEAWALL_CFLAGS
+}
+step "docs/c.md helpers compile" docs_snippets
 
 demo_matches_rust() {
   ./demo >demo-c.txt || return 1

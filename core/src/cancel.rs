@@ -155,9 +155,14 @@ impl CancelToken {
 
     /// Cancels this token with [`CancelReason::DeadlineExceeded`] when `deadline` passes,
     /// through the deadline clock's timer. Drop the guard when the work settles first.
+    /// A deadline already past cancels the token before this returns, on every clock.
     pub fn cancel_at(&self, deadline: &Deadline) -> TimerGuard {
-        let token = self.clone();
         let clock = deadline.clock().clone();
+        if deadline.expired() {
+            self.cancel_with(CancelReason::DeadlineExceeded);
+            return TimerGuard::inert(clock);
+        }
+        let token = self.clone();
         let id = clock.schedule(
             deadline.instant(),
             Box::new(move || {

@@ -29,19 +29,27 @@ use crate::options::{ConfigValue, DurationUnit, Naming, Style};
 
 /// Reads a duration argument (`seconds` in Python, `ms` in Node and C) for a deadline or a
 /// timeout. Negative, NaN and infinite values are refused with an error that names the
-/// argument and the value: a bad value never becomes a silently infinite timeout.
+/// argument and the value: a bad value never becomes a silently infinite timeout. Values
+/// print the way Python (seconds) or JavaScript (milliseconds) would; C should use
+/// [`duration_arg_styled`] with snake naming.
 ///
 /// ```
 /// use seawall::{ConfigValue, DurationUnit};
 /// use seawall::deadline::duration_arg;
 /// assert_eq!(duration_arg("ms", &ConfigValue::Int(250), DurationUnit::Millis).unwrap().as_millis(), 250);
 /// let err = duration_arg("seconds", &ConfigValue::Float(f64::INFINITY), DurationUnit::Seconds).unwrap_err();
-/// assert!(err.to_string().contains("seconds = infs"), "{err}");
+/// assert!(err.to_string().contains("seconds = infs: must be finite"), "{err}");
 /// ```
 pub fn duration_arg(name: &str, value: &ConfigValue, unit: DurationUnit) -> Result<Duration, Error> {
     let naming = if unit == DurationUnit::Seconds { Naming::Snake } else { Naming::Camel };
-    Style { naming, unit }.duration(name, value, true).map_err(|e| {
-        let why = if e.reason == "is too large" { "must be finite" } else { e.reason.as_str() };
+    duration_arg_styled(name, value, Style { naming, unit })
+}
+
+/// [`duration_arg`] in an explicit style (C: snake naming, milliseconds, `nan`/`inf`).
+pub fn duration_arg_styled(name: &str, value: &ConfigValue, style: Style) -> Result<Duration, Error> {
+    let infinite = matches!(value, ConfigValue::Float(x) if x.is_infinite() && *x > 0.0);
+    style.duration(name, value, true).map_err(|e| {
+        let why = if infinite { "must be finite" } else { e.reason.as_str() };
         Error::InvalidArgument(format!("{} = {}: {why}", e.field, e.value))
     })
 }
@@ -118,20 +126,31 @@ impl Deadline {
     }
 
     /// A share of what remains for one attempt: `fraction` of the remaining time, at least
-    /// `min`, never more than what remains.
+    /// `min`, never more than what remains. `fraction` must be in [0, 1]; anything else
+    /// (negative, above 1, NaN, infinite) is refused with an error naming it.
     ///
     /// ```
     /// use std::time::Duration;
     /// use seawall::{Deadline, ManualClock};
     /// let d = Deadline::after(ManualClock::shared(), Duration::from_millis(100));
-    /// assert_eq!(d.budget(0.4, Duration::from_millis(5)), Duration::from_millis(40));
-    /// assert_eq!(d.budget(0.01, Duration::from_millis(5)), Duration::from_millis(5));
-    /// assert_eq!(d.budget(0.4, Duration::from_secs(1)), Duration::from_millis(100));
+    /// assert_eq!(d.try_budget(0.4, Duration::from_millis(5)).unwrap(), Duration::from_millis(40));
+    /// assert_eq!(d.try_budget(0.01, Duration::from_millis(5)).unwrap(), Duration::from_millis(5));
+    /// assert_eq!(d.try_budget(0.4, Duration::from_secs(1)).unwrap(), Duration::from_millis(100));
+    /// assert!(d.try_budget(f64::NAN, Duration::ZERO).is_err());
     /// ```
-    pub fn budget(&self, fraction: f64, min: Duration) -> Duration {
+    pub fn try_budget(&self, fraction: f64, min: Duration) -> Result<Duration, Error> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(Error::InvalidArgument(format!("fraction = {fraction}: must be in [0, 1]")));
+        }
         let left = self.remaining();
-        let share = if fraction.is_finite() && fraction > 0.0 { left.mul_f64(fraction.min(1.0)) } else { Duration::ZERO };
-        share.max(min).min(left)
+        Ok(left.mul_f64(fraction).max(min).min(left))
+    }
+
+    /// [`try_budget`](Self::try_budget) with an out-of-range `fraction` clamped to [0, 1]
+    /// (NaN as 0), for callers that validated it already.
+    pub fn budget(&self, fraction: f64, min: Duration) -> Duration {
+        let f = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        self.try_budget(f, min).unwrap_or(Duration::ZERO)
     }
 
     /// What remains, as a `grpc-timeout` header value.

@@ -57,6 +57,33 @@ fn retry_text(d: Duration) -> String {
     }
 }
 
+/// An idempotency key is in progress: another owner holds its lease.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", in_progress_text(self))]
+pub struct InProgressError {
+    /// The key.
+    pub key: String,
+    /// Time until the owner's lease expires (when a duplicate could take over); zero if unknown.
+    pub retry_after: Duration,
+    /// How long this caller waited for the owner's result: zero when refused at once
+    /// (`on_duplicate = "reject"`).
+    pub waited: Duration,
+}
+
+fn in_progress_text(e: &InProgressError) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    if e.waited.is_zero() {
+        format!("idempotency key {:?} is in progress (its lease expires in {} ms)", e.key, ms(e.retry_after))
+    } else {
+        format!(
+            "idempotency key {:?} is still in progress after waiting {} ms (its lease expires in {} ms)",
+            e.key,
+            ms(e.waited),
+            ms(e.retry_after)
+        )
+    }
+}
+
 /// Every error seawall returns.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +106,29 @@ pub enum Error {
     /// The work was cancelled through a [`CancelToken`](crate::CancelToken).
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// Another owner holds the idempotency key's lease (refused at once, or still held
+    /// when the wait ended).
+    #[error(transparent)]
+    IdempotencyInProgress(#[from] InProgressError),
+    /// The idempotency key was used with another request payload (fingerprint).
+    #[error("idempotency key {key:?} was already used with a different request payload (fingerprint mismatch)")]
+    IdempotencyMismatch {
+        /// The key.
+        key: String,
+    },
+    /// The idempotency store could not be reached or could not take the entry (full).
+    #[error("idempotency store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// A `complete`, `release` or `renew` with a lease the caller no longer holds.
+    #[error("lease on idempotency key {key:?} (token {token}) is no longer held: {reason}")]
+    LeaseLost {
+        /// The key.
+        key: String,
+        /// The stale lease's fencing token.
+        token: u64,
+        /// What happened to it (expired, completed, taken over...).
+        reason: String,
+    },
     /// A bug: a panic was caught at the FFI boundary.
     #[error("internal error: {0}")]
     Internal(String),
@@ -98,6 +148,14 @@ pub enum ErrorCode {
     PermitConsumed = 4,
     /// See [`Error::Timeout`].
     Timeout = 5,
+    /// See [`Error::IdempotencyInProgress`].
+    IdempotencyInProgress = 6,
+    /// See [`Error::IdempotencyMismatch`].
+    IdempotencyMismatch = 7,
+    /// See [`Error::StoreUnavailable`].
+    StoreUnavailable = 8,
+    /// See [`Error::LeaseLost`].
+    LeaseLost = 9,
     /// See [`Error::Cancelled`].
     Cancelled = 10,
     /// See [`Error::Internal`].
@@ -114,6 +172,10 @@ impl ErrorCode {
             ErrorCode::PermitConsumed => "SEAWALL_PERMIT_CONSUMED",
             ErrorCode::Timeout => "SEAWALL_TIMEOUT",
             ErrorCode::Cancelled => "SEAWALL_CANCELLED",
+            ErrorCode::IdempotencyInProgress => "SEAWALL_IDEMPOTENCY_IN_PROGRESS",
+            ErrorCode::IdempotencyMismatch => "SEAWALL_IDEMPOTENCY_MISMATCH",
+            ErrorCode::StoreUnavailable => "SEAWALL_STORE_UNAVAILABLE",
+            ErrorCode::LeaseLost => "SEAWALL_LEASE_LOST",
             ErrorCode::Internal => "SEAWALL_INTERNAL",
         }
     }
@@ -129,6 +191,10 @@ impl Error {
             Error::PermitConsumed => ErrorCode::PermitConsumed,
             Error::Timeout(_) => ErrorCode::Timeout,
             Error::Cancelled(_) => ErrorCode::Cancelled,
+            Error::IdempotencyInProgress(_) => ErrorCode::IdempotencyInProgress,
+            Error::IdempotencyMismatch { .. } => ErrorCode::IdempotencyMismatch,
+            Error::StoreUnavailable(_) => ErrorCode::StoreUnavailable,
+            Error::LeaseLost { .. } => ErrorCode::LeaseLost,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -18,9 +18,11 @@ pub mod cancel;
 pub mod clock;
 pub mod deadline;
 pub mod error;
+pub mod idempotency;
 pub mod health;
 pub mod metrics;
 pub mod options;
+pub mod store;
 pub mod registry;
 pub mod timer;
 
@@ -35,6 +37,12 @@ pub use timer::{TimerFn, TimerGuard, TimerId};
 pub use error::{ConfigError, Error, ErrorCode, Rejected, Result};
 pub use health::{CheckConfig, CheckReport, HealthStatus};
 pub use options::{ConfigValue, DurationUnit, Naming, Style};
+pub use error::InProgressError;
+pub use idempotency::{
+    Acquired, Begin, Fingerprint, IdempotencyCache, IdempotencyConfig, IdempotencyStats, Lease, OnDuplicate,
+    OnStoreError, Output, Record, Waiter,
+};
+pub use store::{MemoryStore, Store};
 pub use registry::{Health, Registry};
 
 /// The crate version, which every binding reports as its own.

@@ -188,6 +188,11 @@ impl TimerGuard {
         Self { clock, id: Some(id) }
     }
 
+    /// A guard with nothing scheduled (the work was due at once).
+    pub(crate) fn inert(clock: crate::clock::SharedClock) -> Self {
+        Self { clock, id: None }
+    }
+
     /// Leaves the timer scheduled (it fires, or stays until the process ends).
     pub fn detach(mut self) {
         self.id = None;

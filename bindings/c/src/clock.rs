@@ -1,7 +1,7 @@
 //! Clocks: `seawall_system_clock_new` (monotonic, the default) and
 //! `seawall_manual_clock_new` (virtual time for tests), read in milliseconds.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use seawall::{Error, ManualClock, SharedClock, SystemClock};
@@ -9,8 +9,11 @@ use seawall::{Error, ManualClock, SharedClock, SystemClock};
 use crate::status::{arg, guard, put, put_box, seawall_status};
 
 /// A clock handle. Every primitive reads time from a clock given to it at construction
-/// (`seawall_breaker_config_set_clock`); a breaker keeps its own reference, so the handle
-/// may be freed as soon as it is no longer needed by the caller.
+/// (`seawall_breaker_config_set_clock`, `seawall_deadline_after_ms`); breakers and
+/// deadlines keep their own reference, so the handle may be freed as soon as it is no
+/// longer needed by the caller. Thread safety: a clock handle may be shared by any number
+/// of threads (reading and advancing it are safe concurrently); free it once, when no
+/// other thread uses it.
 #[allow(non_camel_case_types)]
 pub struct seawall_clock {
     pub(crate) clock: SharedClock,
@@ -28,8 +31,16 @@ unsafe fn new_clock(clock: seawall_clock, out: *mut *mut seawall_clock) -> seawa
     guard(|| unsafe { put_box(out, "out_clock", clock) })
 }
 
+/// The process's one system clock: every `seawall_system_clock_new` handle refers to it, so
+/// deadlines made from different handles are on the same clock (and can be compared).
+fn system_clock() -> SharedClock {
+    static SYSTEM: OnceLock<SharedClock> = OnceLock::new();
+    SYSTEM.get_or_init(SystemClock::shared).clone()
+}
+
 /// Creates a handle to the system clock: monotonic time, in milliseconds since the first
-/// time any seawall system clock was read in this process. Free it with `seawall_clock_free`.
+/// time any seawall system clock was read in this process. Every such handle refers to the
+/// same clock. Free it with `seawall_clock_free`.
 ///
 /// # Safety
 /// `out_clock` must be NULL or valid for writing a pointer.
@@ -39,7 +50,7 @@ pub unsafe extern "C" fn seawall_system_clock_new(
 ) -> seawall_status {
     new_clock(
         seawall_clock {
-            clock: SystemClock::shared(),
+            clock: system_clock(),
             manual: None,
         },
         out_clock,
@@ -67,7 +78,9 @@ pub unsafe extern "C" fn seawall_manual_clock_new(
 }
 
 /// Moves a manual clock forward by `ms` milliseconds (saturating). Safe to call from any
-/// thread. `SEAWALL_E_INVALID_ARGUMENT` for a system clock.
+/// thread. Timers that become due (a cancel token set to cancel at a deadline on this
+/// clock) fire inside this call, earliest first, on the calling thread, so their cancel
+/// callbacks run before it returns. `SEAWALL_E_INVALID_ARGUMENT` for a system clock.
 ///
 /// # Safety
 /// `clock` must be NULL or a live handle from `seawall_*_clock_new`.
@@ -78,7 +91,8 @@ pub unsafe extern "C" fn seawall_clock_advance_ms(
 ) -> seawall_status {
     guard(|| {
         let c = arg(clock, "clock")?;
-        let m = c.manual.as_ref().ok_or_else(|| {
+        // A clone, so that a timer callback fired by `advance` may free the handle.
+        let m = c.manual.clone().ok_or_else(|| {
             Error::InvalidArgument(
                 "clock is not a manual clock; only a manual clock can be advanced".into(),
             )

@@ -38,16 +38,18 @@ pub struct seawall_state_change {
 pub type seawall_state_change_fn =
     Option<unsafe extern "C" fn(event: *const seawall_state_change, user_data: *mut c_void)>;
 
-/// The caller's `user_data`, handed back untouched on whatever thread delivers an event.
-struct UserData(*mut c_void);
+/// The caller's `user_data`, handed back untouched on whatever thread delivers an event
+/// (a state change, a cancellation).
+pub(crate) struct UserData(pub(crate) *mut c_void);
 
 // SAFETY: seawall never dereferences it; the caller promises (see
-// `seawall_breaker_on_state_change`) that its callback may run on any thread.
+// `seawall_breaker_on_state_change`, `seawall_cancel_token_on_cancel`) that its callback
+// may run on any thread.
 unsafe impl Send for UserData {}
 unsafe impl Sync for UserData {}
 
 impl UserData {
-    fn get(&self) -> *mut c_void {
+    pub(crate) fn get(&self) -> *mut c_void {
         self.0
     }
 }

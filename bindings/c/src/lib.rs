@@ -9,7 +9,8 @@
 //!   out-parameters; on failure `seawall_last_error()` has a message for the calling thread;
 //! - a NULL handle or required out-parameter is `SEAWALL_E_INVALID_ARGUMENT`; strings must
 //!   be UTF-8; `*_free(NULL)` does nothing;
-//! - durations are milliseconds;
+//! - durations are milliseconds (`double` where a negative, NaN or infinite value must be
+//!   able to reach the core's checks);
 //! - no Rust panic crosses the boundary: every entry point runs in one guard
 //!   ([`status::guard`]) that turns a panic into `SEAWALL_E_INTERNAL`.
 #![deny(missing_docs)]
@@ -21,11 +22,15 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod permit;
+pub mod deadline;
+pub mod cancel;
 pub mod status;
 
 pub use breaker::{seawall_breaker, seawall_snapshot, seawall_state};
+pub use cancel::{seawall_cancel_fn, seawall_cancel_reason, seawall_cancel_token, seawall_timer};
 pub use clock::seawall_clock;
 pub use config::seawall_breaker_config;
+pub use deadline::{seawall_deadline, SEAWALL_GRPC_TIMEOUT_BUFSIZE};
 pub use events::{seawall_state_change, seawall_state_change_fn};
 pub use permit::{seawall_permit, seawall_rejection};
 pub use status::seawall_status;

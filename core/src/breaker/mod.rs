@@ -33,6 +33,7 @@
 //! ```
 
 mod config;
+mod counters;
 mod events;
 mod permit;
 mod window;
@@ -52,6 +53,7 @@ pub use window::Totals;
 
 use crate::clock::{nanos, SharedClock};
 use crate::error::{ConfigError, Rejected};
+use counters::{FAILURES, IGNORED, REJECTED, SLOW, SUCCESSES, TIMEOUTS};
 use events::Events;
 use window::{CountWindow, TimeWindow, Window};
 
@@ -145,24 +147,30 @@ impl Outcome {
             .into_iter()
             .find(|o| o.as_str() == s)
     }
-
-    fn failed(self) -> bool {
-        matches!(self, Outcome::Failure | Outcome::Timeout)
-    }
 }
 
-/// Cumulative counts, since the breaker was built (not cleared by `reset`).
+/// Cumulative counts, since the breaker was built (not cleared by `reset`). The per-call
+/// ones are striped per thread (see `counters.rs`); the rare ones are plain atomics.
 #[derive(Default)]
 struct Counters {
-    successes: AtomicU64,
-    failures: AtomicU64,
-    slow: AtomicU64,
-    ignored: AtomicU64,
-    rejected: AtomicU64,
-    timeouts: AtomicU64,
+    calls: counters::Counters,
     fallbacks: AtomicU64,
     /// State changes, `[from][to]`.
     transitions: [[AtomicU64; STATES]; STATES],
+}
+
+/// Keeps a value alone on its cache lines, so writing it does not slow down readers of its
+/// neighbours (the state word is read by every call; the consecutive count is written by
+/// every failure).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// Number of states (for per-transition counters).
@@ -242,9 +250,11 @@ struct Inner {
     min_calls: u64,
     open_max: Duration,
     probe_timeout: Duration,
+    /// `clock.coarse_lag()` in nanoseconds (saturating), read once.
+    coarse_lag: u64,
     word: AtomicU64,
-    consecutive: AtomicU32,
     open_until: AtomicU64,
+    consecutive: Padded<AtomicU32>,
     window: Window,
     counts: Counters,
     locked: Mutex<Locked>,
@@ -298,9 +308,10 @@ impl CircuitBreaker {
             min_calls: u64::from(min_calls),
             open_max: config.effective_open_duration_max(),
             probe_timeout: config.effective_probe_timeout(),
+            coarse_lag: nanos(config.clock.coarse_lag()),
             word: AtomicU64::new(word(0, State::Closed)),
-            consecutive: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
+            consecutive: Padded(AtomicU32::new(0)),
             window,
             counts: Counters::default(),
             locked: Mutex::new(Locked {
@@ -477,7 +488,7 @@ impl CircuitBreaker {
         start.map_or(Duration::ZERO, |s| self.clock().now().saturating_sub(s))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
         self.inner.record(t, outcome, took);
     }
@@ -494,13 +505,35 @@ impl Inner {
         self.config.clock.now()
     }
 
-    #[inline]
+    #[inline(always)]
     fn acquire(&self) -> Result<Ticket, Rejected> {
         let w = self.word.load(Acquire);
         match State::from_word(w) {
             State::Closed | State::Disabled => Ok(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
-            _ => self.acquire_slow(w),
+            _ => self.acquire_other(w),
         }
+    }
+
+    #[inline(never)]
+    fn acquire_other(&self, w: u64) -> Result<Ticket, Rejected> {
+        if State::from_word(w) == State::Open {
+            self.acquire_open(w)
+        } else {
+            self.acquire_slow(w)
+        }
+    }
+
+    /// Open: rejects on a coarse clock reading while the open time is certainly not up
+    /// (the reading plus the clock's lag is still before it); near or past it, decides
+    /// on the precise clock, so the outcome is what a precise reading would give.
+    #[inline]
+    fn acquire_open(&self, w: u64) -> Result<Ticket, Rejected> {
+        let until = self.open_until.load(Acquire);
+        let coarse = nanos(self.config.clock.now_coarse());
+        if coarse.saturating_add(self.coarse_lag) < until {
+            return Err(self.reject(State::Open, Duration::from_nanos(until - coarse)));
+        }
+        self.acquire_slow(w)
     }
 
     #[cold]
@@ -538,14 +571,20 @@ impl Inner {
         result
     }
 
+    #[inline]
     fn reject(&self, state: State, retry_after: Duration) -> Rejected {
-        self.counts.rejected.fetch_add(1, Relaxed);
+        self.counts.calls.add(REJECTED, usize::MAX);
         if self.events.wants_all() {
-            let at = self.now();
-            self.events.push(Event::Rejected { breaker: Arc::clone(&self.name), state, retry_after, at });
-            self.events.deliver();
+            self.rejected_event(state, retry_after);
         }
         Rejected { breaker: Arc::clone(&self.name), state, retry_after }
+    }
+
+    #[cold]
+    fn rejected_event(&self, state: State, retry_after: Duration) {
+        let at = self.now();
+        self.events.push(Event::Rejected { breaker: Arc::clone(&self.name), state, retry_after, at });
+        self.events.deliver();
     }
 
     /// Applies the time-driven changes that are due at `now` (lock held).
@@ -607,57 +646,92 @@ impl Inner {
         self.open_for(l, w, next, now, reason);
     }
 
-    #[inline]
+    /// Records an outcome. The common case (a success, no slow-call threshold, closed in
+    /// the permit's epoch, no window) is inlined into the caller: one thread-local counter
+    /// bump, the state word and the consecutive count read.
+    #[inline(always)]
     fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
+        if outcome == Outcome::Success && self.config.slow_call_duration.is_none() {
+            self.counts.calls.add(SUCCESSES, usize::MAX);
+            let w = self.word.load(Acquire);
+            if w == word(t.epoch, State::Closed) {
+                if self.consecutive.load(Relaxed) != 0 {
+                    self.consecutive.store(0, Relaxed);
+                }
+                if !matches!(self.window, Window::None) {
+                    self.record_window(w, false, false);
+                }
+            } else {
+                self.record_counted(t, w, outcome, false);
+            }
+        } else {
+            self.record_any(t, outcome, took);
+        }
+    }
+
+    #[inline(never)]
+    fn record_any(&self, t: Ticket, outcome: Outcome, took: Duration) {
         let slow = outcome != Outcome::Ignore && self.config.slow_call_duration.is_some_and(|s| took >= s);
         self.count(outcome, slow);
         if outcome == Outcome::Timeout && self.events.wants_all() {
-            self.events.push(Event::Timeout { breaker: Arc::clone(&self.name), took, at: self.now() });
-            self.events.deliver();
+            self.timeout_event(took);
         }
-        let w = self.word.load(Acquire);
-        if epoch_of(w) != t.epoch {
-            return; // a late outcome: metrics only
+        self.record_counted(t, self.word.load(Acquire), outcome, slow);
+    }
+
+    /// What an outcome already counted in the metrics does to the state; `w` is the state
+    /// word read after counting.
+    #[inline]
+    fn record_counted(&self, t: Ticket, w: u64, outcome: Outcome, slow: bool) {
+        if w == word(t.epoch, State::Closed) {
+            self.record_closed(w, outcome, slow);
+        } else if epoch_of(w) == t.epoch && State::from_word(w) == State::HalfOpen && t.probe != NO_PROBE {
+            self.record_probe(t, outcome);
         }
-        match State::from_word(w) {
-            State::Closed => self.record_closed(w, outcome, slow),
-            State::HalfOpen if t.probe != NO_PROBE => self.record_probe(t, outcome),
-            _ => {}
-        }
+        // Otherwise a late outcome, or disabled: metrics only.
+    }
+
+    #[cold]
+    fn timeout_event(&self, took: Duration) {
+        self.events.push(Event::Timeout { breaker: Arc::clone(&self.name), took, at: self.now() });
+        self.events.deliver();
     }
 
     #[inline]
     fn count(&self, outcome: Outcome, slow: bool) {
-        let c = &self.counts;
-        match outcome {
-            Outcome::Success => c.successes.fetch_add(1, Relaxed),
-            Outcome::Failure => c.failures.fetch_add(1, Relaxed),
-            Outcome::Timeout => {
-                c.timeouts.fetch_add(1, Relaxed);
-                c.failures.fetch_add(1, Relaxed)
-            }
-            Outcome::Ignore => c.ignored.fetch_add(1, Relaxed),
+        let (kind, also) = match outcome {
+            Outcome::Success => (SUCCESSES, usize::MAX),
+            Outcome::Failure => (FAILURES, usize::MAX),
+            Outcome::Timeout => (FAILURES, TIMEOUTS),
+            Outcome::Ignore => (IGNORED, usize::MAX),
         };
+        self.counts.calls.add(kind, also);
         if slow {
-            c.slow.fetch_add(1, Relaxed);
+            self.counts.calls.add(SLOW, usize::MAX);
         }
     }
 
     #[inline]
     fn record_closed(&self, w: u64, outcome: Outcome, slow: bool) {
-        if outcome == Outcome::Ignore {
-            return;
-        }
-        let failed = outcome.failed();
-        let in_a_row = if failed {
-            self.consecutive.fetch_add(1, AcqRel) + 1
-        } else {
-            if self.consecutive.load(Relaxed) != 0 {
-                self.consecutive.store(0, Relaxed);
+        match outcome {
+            Outcome::Ignore => {}
+            Outcome::Success => {
+                if self.consecutive.load(Relaxed) != 0 {
+                    self.consecutive.store(0, Relaxed);
+                }
+                // A success never reaches the consecutive threshold; only a window can trip.
+                if !matches!(self.window, Window::None) {
+                    self.record_window(w, false, slow);
+                }
             }
-            0
-        };
-        let totals = self.window.record(|| self.now(), failed, slow);
+            Outcome::Failure | Outcome::Timeout => self.record_closed_failure(w, slow),
+        }
+    }
+
+    #[inline(never)]
+    fn record_closed_failure(&self, w: u64, slow: bool) {
+        let in_a_row = self.consecutive.fetch_add(1, AcqRel) + 1;
+        let totals = self.window_record(true, slow);
         let reason = if self.consecutive_threshold != 0 && in_a_row >= self.consecutive_threshold {
             Some(Reason::ConsecutiveFailures)
         } else {
@@ -668,15 +742,36 @@ impl Inner {
         }
     }
 
-    /// Which rate threshold the window reached, if any.
+    #[inline(never)]
+    fn record_window(&self, w: u64, failed: bool, slow: bool) {
+        let totals = self.window_record(failed, slow);
+        if let Some(reason) = self.rate_reason(&totals) {
+            self.trip(w, reason);
+        }
+    }
+
+    /// Records into the window; a time window reads the clock (coarsely when that is
+    /// certain to give the same bucket).
+    #[inline]
+    fn window_record(&self, failed: bool, slow: bool) -> Totals {
+        match &self.window {
+            Window::None => Totals::default(),
+            Window::Count(cw) => cw.record(failed, slow),
+            Window::Time(tw) => tw.record(tw.index_now(&*self.config.clock, self.coarse_lag), failed, slow),
+        }
+    }
+
+    /// Which rate threshold the window reached, if any. A rate with a zero numerator is
+    /// 0, below every threshold (they are in (0, 1]): the division is skipped then.
+    #[inline]
     fn rate_reason(&self, t: &Totals) -> Option<Reason> {
-        if t.calls == 0 || t.calls < self.min_calls {
+        if t.calls == 0 || t.calls < self.min_calls || (t.failures == 0 && t.slow == 0) {
             return None;
         }
         let c = &self.config;
-        if c.failure_rate_threshold.is_some_and(|x| t.failure_rate() >= x) {
+        if t.failures != 0 && c.failure_rate_threshold.is_some_and(|x| t.failure_rate() >= x) {
             Some(Reason::FailureRate)
-        } else if c.slow_call_rate_threshold.is_some_and(|x| t.slow_rate() >= x) {
+        } else if t.slow != 0 && c.slow_call_rate_threshold.is_some_and(|x| t.slow_rate() >= x) {
             Some(Reason::SlowCallRate)
         } else {
             None
@@ -766,7 +861,10 @@ impl Inner {
         let state = State::from_word(w);
         let needs_now = self.window.is_time() || state == State::Open;
         let now = if needs_now { self.now() } else { Duration::ZERO };
-        let totals = self.window.totals(|| now);
+        let totals = match &self.window {
+            Window::Time(tw) => tw.totals(tw.index(now)),
+            w => w.totals(),
+        };
         let retry_after = match state {
             State::Open => Duration::from_nanos(self.open_until.load(Acquire)).saturating_sub(now),
             State::ForcedOpen => Duration::MAX,
@@ -777,12 +875,12 @@ impl Inner {
         Snapshot {
             name: self.name.to_string(),
             state,
-            successes: c.successes.load(Relaxed),
-            failures: c.failures.load(Relaxed),
-            slow: c.slow.load(Relaxed),
-            ignored: c.ignored.load(Relaxed),
-            rejected: c.rejected.load(Relaxed),
-            timeouts: c.timeouts.load(Relaxed),
+            successes: c.calls.get(SUCCESSES),
+            failures: c.calls.get(FAILURES),
+            slow: c.calls.get(SLOW),
+            ignored: c.calls.get(IGNORED),
+            rejected: c.calls.get(REJECTED),
+            timeouts: c.calls.get(TIMEOUTS),
             failure_rate: totals.failure_rate(),
             slow_call_rate: totals.slow_rate(),
             window_calls: totals.calls,

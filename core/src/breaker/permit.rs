@@ -27,7 +27,7 @@ impl<'a> Permit<'a> {
     }
 
     /// The call succeeded after `took`.
-    #[inline]
+    #[inline(always)]
     pub fn success(self, took: Duration) {
         self.record(Outcome::Success, took);
     }
@@ -49,7 +49,7 @@ impl<'a> Permit<'a> {
     }
 
     /// Records `outcome` after `took`.
-    #[inline]
+    #[inline(always)]
     pub fn record(mut self, outcome: Outcome, took: Duration) {
         self.done = true;
         self.breaker.record(self.ticket, outcome, took);

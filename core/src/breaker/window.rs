@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
 
-use crate::clock::nanos;
+use crate::clock::{nanos, Clock};
 
 const RECORDED: u8 = 1;
 const FAILED: u8 = 2;
@@ -49,10 +49,16 @@ fn flags(failed: bool, slow: bool) -> u8 {
     RECORDED | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 }
 }
 
+/// Keeps a value alone on its cache lines.
+#[repr(align(128))]
+struct Padded<T>(T);
+
 /// The last N recorded outcomes, one byte each in a ring.
 pub(crate) struct CountWindow {
     slots: Box<[AtomicU8]>,
-    cursor: AtomicU64,
+    len: u64,
+    /// Written by every call: kept off the line the sums are read from.
+    cursor: Padded<AtomicU64>,
     calls: AtomicU64,
     failures: AtomicU64,
     slow: AtomicU64,
@@ -62,17 +68,26 @@ impl CountWindow {
     pub(crate) fn new(size: u32) -> Self {
         Self {
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
-            cursor: AtomicU64::new(0),
+            len: u64::from(size),
+            cursor: Padded(AtomicU64::new(0)),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             slow: AtomicU64::new(0),
         }
     }
 
+    #[inline]
     pub(crate) fn record(&self, failed: bool, slow: bool) -> Totals {
-        let i = self.cursor.fetch_add(1, Relaxed) % self.slots.len() as u64;
+        let i = self.cursor.0.fetch_add(1, Relaxed) % self.len;
         let new = flags(failed, slow);
-        let old = self.slots[i as usize].swap(new, AcqRel);
+        let slot = &self.slots[i as usize];
+        // A slot that already holds this outcome needs no write: the result is the same as
+        // swapping it in (a concurrent writer's swap, before or after, keeps the sums
+        // equal to what the slots hold either way).
+        if slot.load(Acquire) == new {
+            return self.totals();
+        }
+        let old = slot.swap(new, AcqRel);
         self.apply(old, new)
     }
 
@@ -89,6 +104,7 @@ impl CountWindow {
         Totals { calls: adjust(&self.calls, RECORDED), failures: adjust(&self.failures, FAILED), slow: adjust(&self.slow, SLOW) }
     }
 
+    #[inline]
     pub(crate) fn totals(&self) -> Totals {
         Totals { calls: self.calls.load(Acquire), failures: self.failures.load(Acquire), slow: self.slow.load(Acquire) }
     }
@@ -117,6 +133,9 @@ struct Bucket {
 pub(crate) struct TimeWindow {
     buckets: Box<[Bucket]>,
     bucket_nanos: u64,
+    /// The bucket index last read from the clock (changes once per bucket length): lets
+    /// most calls place themselves without a division.
+    hint: AtomicU64,
 }
 
 impl TimeWindow {
@@ -133,11 +152,42 @@ impl TimeWindow {
                 })
                 .collect(),
             bucket_nanos,
+            hint: AtomicU64::new(0),
         }
     }
 
-    fn index(&self, now: Duration) -> u64 {
+    /// The bucket index of clock time `now`.
+    #[inline]
+    pub(crate) fn index(&self, now: Duration) -> u64 {
         nanos(now) / self.bucket_nanos
+    }
+
+    /// The bucket index of the clock's current time, exactly as `index(clock.now())` would
+    /// give it: from a coarse reading `c` when the precise time, somewhere in
+    /// `[c, c + lag]`, cannot be in another bucket; from a precise reading otherwise (in
+    /// the last `lag` of each bucket).
+    #[inline]
+    pub(crate) fn index_now(&self, clock: &dyn Clock, lag: u64) -> u64 {
+        let c = nanos(clock.now_coarse());
+        let b = self.bucket_nanos;
+        let h = self.hint.load(Relaxed);
+        let start = h.saturating_mul(b);
+        if c >= start && (c - start).saturating_add(lag) < b {
+            return h;
+        }
+        self.index_slow(clock, c, lag)
+    }
+
+    #[inline(never)]
+    fn index_slow(&self, clock: &dyn Clock, c: u64, lag: u64) -> u64 {
+        let b = self.bucket_nanos;
+        let idx = c / b;
+        if (c - idx * b).saturating_add(lag) < b {
+            self.hint.store(idx, Relaxed);
+            idx
+        } else {
+            self.index(clock.now())
+        }
     }
 
     /// The bucket for absolute index `idx`, reset first if it holds an older index.
@@ -162,8 +212,10 @@ impl TimeWindow {
         }
     }
 
-    pub(crate) fn record(&self, now: Duration, failed: bool, slow: bool) -> Totals {
-        let b = self.bucket(self.index(now));
+    /// Records one outcome in bucket `idx` (the index of the current time).
+    #[inline]
+    pub(crate) fn record(&self, idx: u64, failed: bool, slow: bool) -> Totals {
+        let b = self.bucket(idx);
         b.calls.fetch_add(1, AcqRel);
         if failed {
             b.failures.fetch_add(1, AcqRel);
@@ -171,11 +223,11 @@ impl TimeWindow {
         if slow {
             b.slow.fetch_add(1, AcqRel);
         }
-        self.totals(now)
+        self.totals(idx)
     }
 
-    pub(crate) fn totals(&self, now: Duration) -> Totals {
-        let cur = self.index(now);
+    /// Totals of the window whose newest bucket has index `cur`.
+    pub(crate) fn totals(&self, cur: u64) -> Totals {
         let n = self.buckets.len() as u64;
         let mut t = Totals::default();
         for b in self.buckets.iter() {
@@ -204,20 +256,11 @@ pub(crate) enum Window {
 }
 
 impl Window {
-    /// Records one outcome; `now` is read only for a time window.
-    pub(crate) fn record(&self, now: impl FnOnce() -> Duration, failed: bool, slow: bool) -> Totals {
+    /// Totals of a count window (a time window's need a time: `TimeWindow::totals`).
+    pub(crate) fn totals(&self) -> Totals {
         match self {
-            Window::None => Totals::default(),
-            Window::Count(w) => w.record(failed, slow),
-            Window::Time(w) => w.record(now(), failed, slow),
-        }
-    }
-
-    pub(crate) fn totals(&self, now: impl FnOnce() -> Duration) -> Totals {
-        match self {
-            Window::None => Totals::default(),
             Window::Count(w) => w.totals(),
-            Window::Time(w) => w.totals(now()),
+            Window::None | Window::Time(_) => Totals::default(),
         }
     }
 
@@ -254,10 +297,43 @@ mod tests {
     #[test]
     fn time_window_drops_old_buckets() {
         let w = TimeWindow::new(Duration::from_secs(10), 10);
-        w.record(Duration::from_millis(500), true, false);
-        w.record(Duration::from_millis(1500), false, false);
-        assert_eq!(w.totals(Duration::from_millis(9_999)).calls, 2);
-        assert_eq!(w.totals(Duration::from_millis(10_000)).calls, 1);
-        assert_eq!(w.totals(Duration::from_millis(11_000)).calls, 0);
+        let at = |ms| w.index(Duration::from_millis(ms));
+        w.record(at(500), true, false);
+        w.record(at(1500), false, false);
+        assert_eq!(w.totals(at(9_999)).calls, 2);
+        assert_eq!(w.totals(at(10_000)).calls, 1);
+        assert_eq!(w.totals(at(11_000)).calls, 0);
+    }
+
+    /// A clock whose coarse reading lags its precise one by a set amount.
+    #[derive(Debug)]
+    struct Lagging {
+        now: u64,
+        behind: u64,
+    }
+
+    impl Clock for Lagging {
+        fn now(&self) -> Duration {
+            Duration::from_nanos(self.now)
+        }
+        fn now_coarse(&self) -> Duration {
+            Duration::from_nanos(self.now - self.behind)
+        }
+    }
+
+    #[test]
+    fn index_now_matches_the_precise_index() {
+        let w = TimeWindow::new(Duration::from_secs(1), 10); // 100 ms buckets
+        let lag = 4_000_000; // 4 ms
+        for now in (10_000_000u64..2_000_000_000).step_by(499_999) {
+            for behind in [0, 1, 1_000_000, 3_999_999, lag] {
+                let c = Lagging { now, behind };
+                assert_eq!(w.index_now(&c, lag), w.index(c.now()), "now {now} behind {behind}");
+            }
+        }
+        // With the hint pointing at a later bucket than the coarse reading (a slower thread).
+        w.hint.store(19, Relaxed);
+        let c = Lagging { now: 1_850_000_000, behind: 2_000_000 };
+        assert_eq!(w.index_now(&c, lag), 18);
     }
 }
