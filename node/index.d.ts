@@ -28,7 +28,9 @@ export type SeawallErrorCode =
   | 'SEAWALL_BREAKER_OPEN'
   | 'SEAWALL_PERMIT_CONSUMED'
   | 'SEAWALL_TIMEOUT'
-  | 'SEAWALL_INTERNAL';
+  | 'SEAWALL_CANCELLED'
+  | 'SEAWALL_INTERNAL'
+  | (string & {});
 
 /** A clock every primitive reads time from. */
 export interface Clock {
@@ -38,14 +40,22 @@ export interface Clock {
 
 /**
  * A test clock whose time moves only when `advance(ms)` is called. Starts at 0.
- * Pass it as the `clock` option to make a breaker's timing exact in tests.
+ * Pass it as the `clock` option to make a breaker's, a deadline's or a timeout's timing
+ * exact in tests.
  */
 export declare class ManualClock implements Clock {
   constructor();
-  /** Moves time forward by `ms` (a finite number >= 0; otherwise a `TypeError`, code `SEAWALL_INVALID_ARGUMENT`). */
+  /**
+   * Moves time forward by `ms` and fires, synchronously and in due order, the timers that
+   * became due (pending `timeout()` calls on this clock time out, `cancelAt` tokens are
+   * cancelled) before it returns. `ms` must be a finite number >= 0: otherwise a
+   * `RangeError` (a number) or `TypeError` (not a number), code `SEAWALL_INVALID_ARGUMENT`.
+   */
   advance(ms: number): void;
   /** Milliseconds since the clock's origin (0 at construction). */
   now(): number;
+  /** Timers scheduled on this clock and not yet fired (by pending `timeout()` calls, `cancelAt`). */
+  readonly pendingTimers: number;
 }
 
 /** The real monotonic clock (the default). */
@@ -100,6 +110,14 @@ export interface CircuitBreakerOptions<TArgs extends unknown[] = any[], TFallbac
   halfOpenSuccessThreshold?: number;
   /** A half-open probe whose outcome is not recorded within this (ms, > 0) counts as a failure. Default `openDuration` (30000 when that is 0). */
   probeTimeout?: number;
+  /**
+   * Time limit (ms, > 0) of each `execute`/`wrap` call, applied inside the breaker: the
+   * function receives a {@link TimeoutContext} (`{ signal, deadline }`) as an extra last
+   * argument, its `signal` aborts when the limit (or an earlier ambient deadline) passes,
+   * and the call then rejects with a {@link TimeoutError} and is recorded as a failure and
+   * a timeout. Default unset (no limit, no extra argument).
+   */
+  timeout?: number;
   /** Where time comes from. Default a `SystemClock`. Call durations are measured on it. */
   clock?: ManualClock | SystemClock;
   /**
@@ -142,6 +160,25 @@ export interface ConfigError extends Error {
   value: string;
   /** Why it was refused. */
   reason: string;
+}
+
+/**
+ * A call's deadline passed: `code === 'SEAWALL_TIMEOUT'`, `name === 'TimeoutError'` (as the
+ * reason of `AbortSignal.timeout()`). The message says which limit ran out.
+ */
+export interface TimeoutError extends Error {
+  code: 'SEAWALL_TIMEOUT';
+  name: 'TimeoutError';
+}
+
+/**
+ * A bad argument: `code === 'SEAWALL_INVALID_ARGUMENT'`. A `RangeError` for a number out of
+ * range (a negative, NaN or infinite duration), a `TypeError` otherwise (wrong type, a
+ * malformed `grpc-timeout` value, deadlines of different clocks). The message names the
+ * argument and the value (`invalid argument: ms = -1ms: must not be negative`).
+ */
+export interface InvalidArgumentError extends Error {
+  code: 'SEAWALL_INVALID_ARGUMENT';
 }
 
 /** A second outcome on one permit: `code === 'SEAWALL_PERMIT_CONSUMED'`. */
@@ -226,17 +263,38 @@ export declare class CircuitBreaker<TFallback = never> extends EventEmitter {
   /** The clock the breaker reads. */
   readonly clock: ManualClock | SystemClock;
 
+  /** The `timeout` option (ms), or `null` when calls have no time limit. */
+  readonly timeout: number | null;
+
   /**
    * Runs `fn(...args)` (sync or async) under the breaker. Resolves with its result; rejects
    * with its error unchanged; when the breaker refuses, rejects with a `BreakerOpenError`
    * (or resolves with the `fallback`'s result).
+   *
+   * With the `timeout` option, `fn` is called as `fn(...args, { signal, deadline })` (a
+   * {@link TimeoutContext}), in the deadline's ambient scope; when the deadline passes
+   * first, `signal` aborts and the promise rejects with a {@link TimeoutError} (recorded as
+   * a failure and a timeout). If the ambient deadline has passed already, or an enclosing
+   * `timeout()` was cancelled, the call is refused before the breaker is asked (nothing is
+   * recorded) with that error.
    */
+  execute<TArgs extends unknown[], TResult>(
+    fn: (...args: [...TArgs, TimeoutContext]) => TResult | PromiseLike<TResult>,
+    ...args: TArgs
+  ): Promise<TResult | TFallback>;
   execute<TArgs extends unknown[], TResult>(
     fn: (...args: TArgs) => TResult | PromiseLike<TResult>,
     ...args: TArgs
   ): Promise<TResult | TFallback>;
 
-  /** Returns a function that runs `fn` under the breaker, keeping `this`, and returns a Promise. */
+  /**
+   * Returns a function that runs `fn` under the breaker, keeping `this`, and returns a
+   * Promise. With the `timeout` option, `fn` receives a {@link TimeoutContext} after the
+   * wrapper's arguments (see `execute`).
+   */
+  wrap<TThis, TArgs extends unknown[], TResult>(
+    fn: (this: TThis, ...args: [...TArgs, TimeoutContext]) => TResult | PromiseLike<TResult>,
+  ): (this: TThis, ...args: TArgs) => Promise<TResult | TFallback>;
   wrap<TThis, TArgs extends unknown[], TResult>(
     fn: (this: TThis, ...args: TArgs) => TResult | PromiseLike<TResult>,
   ): (this: TThis, ...args: TArgs) => Promise<TResult | TFallback>;
@@ -270,4 +328,165 @@ export declare class CircuitBreaker<TFallback = never> extends EventEmitter {
   prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
   prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
   removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** Options naming the clock a deadline is measured on. */
+export interface ClockOptions {
+  /** A `ManualClock` or a `SystemClock`. Default: the system clock. */
+  clock?: ManualClock | SystemClock;
+}
+
+/**
+ * An absolute point in time on a clock (the core's deadline). Immutable. Nested scopes
+ * share one budget: each takes the earliest of its own deadline and the one it was given,
+ * and passes what remains on (a `signal`, a socket timeout, a `grpc-timeout` header).
+ *
+ * Make one with `Deadline.after(ms)` or `Deadline.fromGrpcTimeout(header)`; `new
+ * Deadline()` throws.
+ */
+export declare class Deadline {
+  private constructor();
+  /**
+   * The deadline `ms` from now on `options.clock` (default: the system clock). `ms` must be
+   * a finite number >= 0 (0 is a deadline already expired): otherwise an
+   * {@link InvalidArgumentError} naming `ms` and the value.
+   */
+  static after(ms: number, options?: ClockOptions): Deadline;
+  /**
+   * The deadline a `grpc-timeout` header value gives (`'250m'`, `'3S'`: 1 to 8 digits and
+   * one of `H M S m u n`), counted from now. A malformed value is an
+   * {@link InvalidArgumentError} (a `TypeError`) quoting it.
+   */
+  static fromGrpcTimeout(header: string, options?: ClockOptions): Deadline;
+  /** The clock the deadline is measured on. */
+  readonly clock: ManualClock | SystemClock;
+  /** Milliseconds left, a fractional number (nanosecond precision); 0 once expired. */
+  remaining(): number;
+  /** Whole milliseconds left, rounded down; 0 once expired. */
+  remainingMs(): number;
+  /** True at or after the deadline (a deadline expires exactly at its time). */
+  expired(): boolean;
+  /**
+   * The earlier of this deadline and `other` (one of the two objects). Deadlines of
+   * different clocks cannot be compared: an {@link InvalidArgumentError}.
+   */
+  earliest(other: Deadline): Deadline;
+  /** The earlier of this deadline and `ms` from now on the same clock. */
+  within(ms: number): Deadline;
+  /**
+   * What remains as a `grpc-timeout` header value: the finest unit whose value fits in 8
+   * digits, rounded up so that a budget left never becomes 0 (`'250000u'`; `'0n'` once expired).
+   */
+  toGrpcTimeout(): string;
+  /**
+   * A share of what remains, in ms (fractional): `fraction` of it, at least `minMs`
+   * (default 0), never more than what remains. E.g. `budget(0.4, 5)`: this attempt may use
+   * 40 % of the budget, at least 5 ms.
+   */
+  budget(fraction: number, minMs?: number): number;
+}
+
+/**
+ * The object a function run under a deadline receives (`timeout(ms, fn)`, or a breaker's
+ * `timeout` option): hand `signal` to the work (`fetch`, `events.once`, `stream.pipeline`,
+ * ...) and the remaining budget (`deadline.remaining()`) to what takes a timeout.
+ */
+export interface TimeoutContext {
+  /**
+   * Aborts when the deadline passes (reason: the {@link TimeoutError}) or the caller's
+   * signal aborts (reason: that signal's reason). Not aborted when the call ends in time.
+   */
+  readonly signal: AbortSignal;
+  /** The call's deadline: the earlier of its own limit and the ambient deadline. */
+  readonly deadline: Deadline;
+}
+
+/** Options of `timeout(ms, fn, options)`. */
+export interface TimeoutOptions extends ClockOptions {
+  /**
+   * The caller's cancellation: when it aborts, the call's `signal` aborts and `timeout`
+   * rejects with its reason. Already aborted: `timeout` rejects at once, `fn` is not called.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `fn({ signal, deadline })` with a time limit of `ms` (a finite number >= 0),
+ * counted on `options.clock`, else on the ambient deadline's clock, else on the system
+ * clock. The call's deadline is the earlier of `ms` from now and the ambient deadline, and
+ * is the ambient deadline inside `fn` (`currentDeadline()`).
+ *
+ * - Resolves with `fn`'s result, or rejects with its error (unchanged), when `fn` settles
+ *   before the deadline.
+ * - When the deadline passes first (or `fn` settles after it), `signal` aborts and the
+ *   promise rejects with a {@link TimeoutError}. `fn`'s late result is ignored.
+ * - When `options.signal` aborts first (or an enclosing `timeout()` is cancelled by its
+ *   caller), `signal` aborts and the promise rejects with that signal's reason.
+ * - A deadline already passed, or a signal already aborted: rejects at once; `fn` is not called.
+ *
+ * Bad arguments reject (never throw) with an {@link InvalidArgumentError}. On the system
+ * clock a pending call holds one `setTimeout`, cleared when it settles; on a `ManualClock`
+ * the deadline fires inside `advance`.
+ */
+export declare function timeout<T>(
+  ms: number,
+  fn: (context: TimeoutContext) => T | PromiseLike<T>,
+  options?: TimeoutOptions,
+): Promise<T>;
+
+/**
+ * Runs `fn(deadline)` with `deadline` as the ambient deadline, which `currentDeadline()`
+ * returns in `fn` and in everything it calls or awaits (through `AsyncLocalStorage`), and
+ * which caps every `timeout()` and breaker `timeout` inside. `deadlineOrMs`: a
+ * `Deadline`, or ms from now (on the enclosing deadline's clock, else the system clock).
+ * Nested scopes take the earliest. Sets no timer: it is a budget, not a timeout. Returns
+ * what `fn` returns; bad arguments throw an {@link InvalidArgumentError}.
+ */
+export declare function withDeadline<T>(deadlineOrMs: Deadline | number, fn: (deadline: Deadline) => T): T;
+
+/** The ambient deadline (innermost `withDeadline`/`timeout` scope), or `undefined` outside any. */
+export declare function currentDeadline(): Deadline | undefined;
+
+/**
+ * Parses a `grpc-timeout` header value into milliseconds: `'250m'` is 250, `'3S'` is 3000,
+ * `'7u'` is 0.007 (fractional below 1 ms). A malformed value is an {@link InvalidArgumentError}.
+ */
+export declare function parseGrpcTimeout(header: string): number;
+
+/** Formats `ms` (finite, >= 0) as a `grpc-timeout` header value: `formatGrpcTimeout(250) === '250000u'`. */
+export declare function formatGrpcTimeout(ms: number): string;
+
+/** Why a `CancelToken` was cancelled. */
+export type CancelReason = 'cancelled' | 'deadline_exceeded';
+
+/**
+ * The core's cancellation token, shared with the Rust, C and Python APIs; polled. In Node
+ * code, cancel work with an `AbortSignal` (as `timeout` does); use a token where an API of
+ * seawall takes one, or to cancel at a deadline without a JS timer.
+ */
+export declare class CancelToken {
+  constructor();
+  /** Cancels the token (reason `'cancelled'`); true when this call cancelled it. */
+  cancel(): boolean;
+  /** True once cancelled. */
+  readonly cancelled: boolean;
+  /** `null` until cancelled, then why. */
+  readonly reason: CancelReason | null;
+  /**
+   * Cancels the token (reason `'deadline_exceeded'`) when `deadline` passes: at once if it
+   * has; inside `advance` on a `ManualClock`; on the core's timer thread on the system clock
+   * (no JS timer, nothing keeps the process alive). Dispose of the handle to unschedule.
+   */
+  cancelAt(deadline: Deadline): CancelTimer;
+}
+
+/**
+ * The scheduled cancellation of `token.cancelAt(deadline)`. Collected by the garbage
+ * collector without `dispose()`, it stays scheduled.
+ */
+export interface CancelTimer {
+  /** Unschedules the cancellation (no effect once it ran). */
+  dispose(): void;
+  /** The same as `dispose()`, for `using`. */
+  [Symbol.dispose](): void;
 }

@@ -2,8 +2,9 @@
 # Node: builds and packs the npm package, installs the tarball into a fresh npm project
 # outside the repository (offline: the package has no dependencies), and runs there
 #   - the package's tests (node --test), which import the installed package,
-#   - examples/node/*.js and examples/demo/demo.js, checking their output
-#     (the demo's transition log must equal the Rust demo's byte for byte).
+#   - examples/node/*.js (each must exit by itself within 30 s; breaker.js and timeout.js
+#     must print what is expected below) and examples/demo/demo.js (its transition log
+#     must equal the Rust demo's byte for byte).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -39,14 +40,33 @@ event: half_open -> closed (probe_successes)
 price = 42, state = closed
 failed: connection refused
 quote = cached, state = open'
+expected_timeout='real clock: SEAWALL_TIMEOUT (timed out: the 20 ms timeout elapsed); the query saw signal.aborted = true
+manual clock: SEAWALL_TIMEOUT at 100 ms
+budget left: 750 ms, downstream grpc-timeout: 750000u
+one attempt may use: 300 ms
+callee'"'"'s deadline: 750 ms
+report 0: timed out: the 50 ms timeout of circuit breaker '"'"'reports'"'"' elapsed
+event: closed -> open (consecutive_failures)
+report 1: timed out: the 50 ms timeout of circuit breaker '"'"'reports'"'"' elapsed
+state = open, failures = 2, timeouts = 2'
 for ex in "$repo"/examples/node/*.js; do
   name="$(basename "$ex")"
   echo "example: $name"
-  out="$(node "examples/$name")"
+  # Every example must exit by itself, promptly (no timer or handle left behind).
+  if ! out="$(timeout 30 node "examples/$name")"; then
+    echo "examples/node/$name: failed or did not exit within 30 s" >&2
+    status=1
+    continue
+  fi
   echo "$out"
-  if [ "$name" = breaker.js ] && [ "$out" != "$expected_breaker" ]; then
-    echo "examples/node/breaker.js: unexpected output; expected:" >&2
-    echo "$expected_breaker" >&2
+  case "$name" in
+    breaker.js) expected="$expected_breaker" ;;
+    timeout.js) expected="$expected_timeout" ;;
+    *) expected="" ;;
+  esac
+  if [ -n "$expected" ] && [ "$out" != "$expected" ]; then
+    echo "examples/node/$name: unexpected output; expected:" >&2
+    echo "$expected" >&2
     status=1
   fi
 done

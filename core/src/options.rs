@@ -104,7 +104,7 @@ impl fmt::Display for ConfigValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigValue::Int(v) => write!(f, "{v}"),
-            ConfigValue::Float(v) => write!(f, "{v}"),
+            ConfigValue::Float(v) => write!(f, "{v:?}"),
             ConfigValue::Str(v) => write!(f, "{v:?}"),
             ConfigValue::Bool(v) => write!(f, "{v}"),
             ConfigValue::Duration(v) => write!(f, "{v:?}"),
@@ -238,12 +238,15 @@ impl Style {
             }
             _ => return Err(self.type_err(field, v, "a duration (number)")),
         };
-        let shown = match (v, self.unit) {
-            (ConfigValue::Duration(_), _) => v.to_string(),
-            (_, DurationUnit::Seconds) => format!("{}s", self.show(v)),
-            (_, DurationUnit::Millis) => format!("{}ms", self.show(v)),
+        // Formatted only when refused: a valid duration allocates nothing.
+        let bad = |reason: &str| {
+            let shown = match (v, self.unit) {
+                (ConfigValue::Duration(_), _) => v.to_string(),
+                (_, DurationUnit::Seconds) => format!("{}s", self.show(v)),
+                (_, DurationUnit::Millis) => format!("{}ms", self.show(v)),
+            };
+            ConfigError::new(&self.field(field), shown, reason)
         };
-        let bad = |reason: &str| ConfigError::new(&self.field(field), shown.clone(), reason);
         if secs.is_nan() {
             return Err(bad("must be a number, not NaN"));
         }

@@ -383,8 +383,14 @@ test('a permit without a duration is timed on the breaker clock when the breaker
 test('permit durations must be finite, non-negative numbers', () => {
   const { breaker } = opening(1);
   const p = breaker.tryAcquire();
-  for (const bad of [-1, NaN, Infinity, '5']) {
-    assert.throws(() => p.success(bad), (e) => e instanceof TypeError && e.code === 'SEAWALL_INVALID_ARGUMENT');
+  // Numbers out of range are RangeErrors, other types TypeErrors; the core's message names
+  // the argument and the value.
+  for (const [bad, Type, text] of [[-1, RangeError, 'ms = -1ms'], [NaN, RangeError, 'ms = NaNms'], [Infinity, RangeError, 'ms = Infinityms'], ['5', TypeError, 'ms = "5"']]) {
+    assert.throws(
+      () => p.success(bad),
+      (e) => e instanceof Type && e.code === 'SEAWALL_INVALID_ARGUMENT' && e.message.includes(text),
+      String(bad),
+    );
   }
   assert.equal(p.done, false, 'a refused duration records nothing');
   p.success(0);
@@ -396,8 +402,12 @@ test('ManualClock starts at 0 and moves only on advance; bad advances are refuse
   clock.advance(1.5);
   clock.advance(1000);
   assert.equal(clock.now(), 1001.5);
-  for (const bad of [-1, NaN, Infinity, 'x', undefined]) {
-    assert.throws(() => clock.advance(bad), (e) => e instanceof TypeError && e.code === 'SEAWALL_INVALID_ARGUMENT');
+  for (const [bad, Type] of [[-1, RangeError], [NaN, RangeError], [Infinity, RangeError], ['x', TypeError], [undefined, TypeError]]) {
+    assert.throws(
+      () => clock.advance(bad),
+      (e) => e instanceof Type && e.code === 'SEAWALL_INVALID_ARGUMENT' && e.message.includes('ms = '),
+      String(bad),
+    );
   }
   assert.equal(clock.now(), 1001.5);
 });

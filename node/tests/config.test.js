@@ -69,7 +69,9 @@ const INVALID = [
   ['minimumCalls as an array', { minimumCalls: [1] }, 'minimumCalls', 'object', true],
   // unknown option names
   ['unknown option maxFailures', { maxFailures: 3 }, 'maxFailures', '3'],
-  ['unknown option timeout', { timeout: 100 }, 'timeout', '100'],
+  ['timeout 0', { timeout: 0 }, 'timeout', '0ms'],
+  ['timeout -1', { timeout: -1 }, 'timeout', '-1ms'],
+  ['timeout as a string', { timeout: '5s' }, 'timeout', '"5s"', true],
   // JS-only options
   ['isFailure not a function', { isFailure: 'yes' }, 'isFailure', '"yes"', true],
   ['fallback not a function', { fallback: 42 }, 'fallback', '42', true],
@@ -112,12 +114,14 @@ test('every valid option is accepted, undefined values count as not given', () =
     halfOpenMaxCalls: 3,
     halfOpenSuccessThreshold: 2,
     probeTimeout: 5000,
+    timeout: 2000,
     clock: new ManualClock(),
     isFailure: () => true,
     fallback: () => null,
     windowBucketz: undefined,
   });
   assert.equal(b.name, 'all');
+  assert.equal(b.timeout, 2000);
   assert.equal(b.state, 'closed');
   assert.equal(new CircuitBreaker({ clock: new SystemClock(), windowSize: 1_000_000 }).state, 'closed');
 });

@@ -51,7 +51,20 @@ test('the installed package ships its native addon, types and no runtime depende
 test('the exports map exposes the package entry only (plus package.json)', () => {
   assert.throws(() => require('seawall/index.d.ts'), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
   const api = require('seawall');
-  for (const name of ['CircuitBreaker', 'ManualClock', 'SystemClock', 'Permit', 'version']) {
+  for (const name of [
+    'CircuitBreaker',
+    'ManualClock',
+    'SystemClock',
+    'Permit',
+    'version',
+    'Deadline',
+    'CancelToken',
+    'timeout',
+    'withDeadline',
+    'currentDeadline',
+    'parseGrpcTimeout',
+    'formatGrpcTimeout',
+  ]) {
     assert.ok(name in api, `exports ${name}`);
   }
 });

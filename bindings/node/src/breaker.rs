@@ -25,12 +25,11 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use seawall::{
-    BreakerConfig, CircuitBreaker, ConfigValue, DurationUnit, ListenerId, Naming, Outcome, SharedPermit, State,
-    StateChange, Style,
+    BreakerConfig, CircuitBreaker, DurationUnit, ListenerId, Naming, Outcome, SharedPermit, State, StateChange, Style,
 };
 
 use crate::clock::ManualClock;
-use crate::errors::{duration_ms, guard, js_error, opt_ms, throw, type_name};
+use crate::errors::{config_value, duration_ms, guard, js_error, opt_duration_arg, throw};
 use crate::hot;
 
 /// State changes queued by the core listener until JS takes them.
@@ -140,22 +139,6 @@ impl Slots {
 
 /// Largest slot index that fits `(slot << 1) | flag` in an i32.
 const MAX_SLOTS: u32 = (1 << 30) - 1;
-
-fn config_value(v: &Unknown<'_>) -> Result<ConfigValue> {
-    Ok(match v.get_type()? {
-        ValueType::Number => {
-            let x: f64 = unsafe { v.cast()? };
-            if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e18 {
-                ConfigValue::Int(x as i64)
-            } else {
-                ConfigValue::Float(x)
-            }
-        }
-        ValueType::String => ConfigValue::Str(unsafe { v.cast::<String>()? }),
-        ValueType::Boolean => ConfigValue::Bool(unsafe { v.cast::<bool>()? }),
-        t => ConfigValue::Other(type_name(t).to_owned()),
-    })
-}
 
 fn outcome_of(code: u32) -> Option<Outcome> {
     match code {
@@ -318,6 +301,12 @@ impl NativeBreaker {
         self.core.breaker.name().to_owned()
     }
 
+    /// The per-call time limit (`timeout` option) in ms, or `null` when not set.
+    #[napi(getter, catch_unwind)]
+    pub fn timeout(&self) -> Option<f64> {
+        self.core.breaker.config().timeout.map(duration_ms)
+    }
+
     /// True when calls are timed (a slow-call threshold is set).
     #[napi(getter, catch_unwind)]
     pub fn needs_duration(&self) -> bool {
@@ -414,7 +403,7 @@ pub struct NativePermit {
 #[napi]
 impl NativePermit {
     fn record(&self, env: Env, outcome: Outcome, ms: Option<Unknown<'_>>) -> Result<bool> {
-        let took = match opt_ms(env.raw(), "duration", ms)? {
+        let took = match opt_duration_arg(env.raw(), "ms", ms.as_ref())? {
             Some(d) => d,
             None if self.needs_duration => self.permit.breaker().clock().now().saturating_sub(self.start),
             None => Duration::ZERO,

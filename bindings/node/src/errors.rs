@@ -1,10 +1,17 @@
 //! The one mapping from core errors to JS errors.
 //!
 //! Every core [`seawall::Error`] becomes a JS `Error` whose `code` is
-//! [`seawall::ErrorCode::as_str`]; configuration errors carry `field` and `value`, and are
-//! `TypeError`s when the value had the wrong type; rejections carry `retryAfter` (ms,
-//! `Infinity` when forced open), `state` and `breaker`; invalid arguments are `TypeError`s
-//! (as Node's own `ERR_INVALID_ARG_VALUE`).
+//! [`seawall::ErrorCode::as_str`] (generically: a code added to the core needs nothing
+//! here); configuration errors carry `field` and `value`, and are `TypeError`s when the
+//! value had the wrong type; rejections carry `retryAfter` (ms, `Infinity` when forced
+//! open), `state` and `breaker`; timeouts are named `TimeoutError` (as `fetch` and
+//! `AbortSignal.timeout` name theirs). Invalid arguments are `TypeError`s (as Node's own
+//! `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE`), except a number out of range for a
+//! duration, which is a `RangeError` (as `ERR_OUT_OF_RANGE`).
+//!
+//! Duration arguments (`ms`) are read by [`duration_arg`], which hands the JS value to the
+//! core's [`seawall::deadline::duration_arg`]: the core decides what is valid and words the
+//! error (naming the argument and the value).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,10 +20,24 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use seawall::Error as CoreError;
+use seawall::{ConfigValue, DurationUnit, Error as CoreError};
+
+/// Which JS error constructor to use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// As the error's variant says (see the module doc).
+    Default,
+    /// A `RangeError` (a number outside what the argument accepts).
+    Range,
+}
 
 /// Builds the JS error for `err` (not thrown).
 pub(crate) fn js_error(env: sys::napi_env, err: &CoreError) -> Result<sys::napi_value> {
+    js_error_as(env, err, Kind::Default)
+}
+
+/// Builds the JS error for `err` with the constructor `kind` asks for (not thrown).
+pub(crate) fn js_error_as(env: sys::napi_env, err: &CoreError, kind: Kind) -> Result<sys::napi_value> {
     let type_error = match err {
         CoreError::Config(c) => c.type_mismatch,
         CoreError::InvalidArgument(_) => true,
@@ -28,7 +49,9 @@ pub(crate) fn js_error(env: sys::napi_env, err: &CoreError) -> Result<sys::napi_
     unsafe {
         let code_v = <&str as ToNapiValue>::to_napi_value(env, code)?;
         let msg_v = <&str as ToNapiValue>::to_napi_value(env, message.as_str())?;
-        let status = if type_error {
+        let status = if kind == Kind::Range {
+            sys::napi_create_range_error(env, code_v, msg_v, &mut out)
+        } else if type_error {
             sys::napi_create_type_error(env, code_v, msg_v, &mut out)
         } else {
             sys::napi_create_error(env, code_v, msg_v, &mut out)
@@ -49,6 +72,9 @@ pub(crate) fn js_error(env: sys::napi_env, err: &CoreError) -> Result<sys::napi_
             obj.set("state", r.state.as_str())?;
             obj.set("breaker", &*r.breaker)?;
         }
+        CoreError::Timeout(_) => {
+            obj.set("name", "TimeoutError")?;
+        }
         _ => {}
     }
     Ok(out)
@@ -56,7 +82,12 @@ pub(crate) fn js_error(env: sys::napi_env, err: &CoreError) -> Result<sys::napi_
 
 /// Throws the JS error for `err`; return the result from the napi function.
 pub(crate) fn throw(env: sys::napi_env, err: CoreError) -> Error {
-    match js_error(env, &err) {
+    throw_as(env, err, Kind::Default)
+}
+
+/// Throws the JS error for `err`, built with the constructor `kind` asks for.
+pub(crate) fn throw_as(env: sys::napi_env, err: CoreError, kind: Kind) -> Error {
+    match js_error_as(env, &err, kind) {
         Ok(value) => {
             unsafe { sys::napi_throw(env, value) };
             Error::new(Status::PendingException, err.to_string())
@@ -74,33 +105,58 @@ pub(crate) fn duration_ms(d: Duration) -> f64 {
     }
 }
 
-/// Milliseconds from JS as a duration; refuses NaN, negative and infinite values.
-pub(crate) fn ms_duration(env: sys::napi_env, what: &str, ms: f64) -> Result<Duration> {
-    if !ms.is_finite() || ms < 0.0 {
-        return Err(throw(
-            env,
-            CoreError::InvalidArgument(format!(
-                "{what} must be a finite, non-negative number of milliseconds, got {ms}"
-            )),
-        ));
-    }
-    let nanos = (ms * 1e6).round();
-    Ok(if nanos >= u64::MAX as f64 { Duration::from_nanos(u64::MAX) } else { Duration::from_nanos(nanos as u64) })
+/// A JS value as the core's option type: whole numbers as `Int`, other numbers as `Float`
+/// (NaN and the infinities included, for the core to refuse), strings, booleans, and the
+/// type name of anything else.
+pub(crate) fn config_value(v: &Unknown<'_>) -> Result<ConfigValue> {
+    Ok(match v.get_type()? {
+        ValueType::Number => {
+            let x: f64 = unsafe { v.cast()? };
+            if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e18 {
+                ConfigValue::Int(x as i64)
+            } else {
+                ConfigValue::Float(x)
+            }
+        }
+        ValueType::String => ConfigValue::Str(unsafe { v.cast::<String>()? }),
+        ValueType::Boolean => ConfigValue::Bool(unsafe { v.cast::<bool>()? }),
+        t => ConfigValue::Other(type_name(t).to_owned()),
+    })
 }
 
-/// Reads an optional millisecond argument: `undefined` is `None`; a non-number is refused.
-pub(crate) fn opt_ms(env: sys::napi_env, what: &str, v: Option<Unknown<'_>>) -> Result<Option<Duration>> {
-    let Some(v) = v else { return Ok(None) };
-    match v.get_type()? {
-        ValueType::Undefined => Ok(None),
-        ValueType::Number => {
-            let ms: f64 = unsafe { v.cast()? };
-            ms_duration(env, what, ms).map(Some)
+/// Reads the duration argument `name` (milliseconds) through the core's `duration_arg`:
+/// negative, NaN and infinite values (and non-numbers, `undefined` included) are refused
+/// with the core's error naming `name` and the value, thrown as a `RangeError` for a number
+/// and a `TypeError` otherwise, both with code `SEAWALL_INVALID_ARGUMENT`.
+pub(crate) fn duration_arg(env: sys::napi_env, name: &str, v: Option<&Unknown<'_>>) -> Result<Duration> {
+    let (value, number) = match v {
+        Some(v) => {
+            let value = config_value(v)?;
+            let number = matches!(value, ConfigValue::Int(_) | ConfigValue::Float(_));
+            (value, number)
         }
-        other => Err(throw(
-            env,
-            CoreError::InvalidArgument(format!("{what} must be a number of milliseconds, got {}", type_name(other))),
-        )),
+        None => (ConfigValue::Other("undefined".to_owned()), false),
+    };
+    seawall::deadline::duration_arg(name, &value, DurationUnit::Millis)
+        .map_err(|e| throw_as(env, e, if number { Kind::Range } else { Kind::Default }))
+}
+
+/// [`duration_arg`] for a JS number already read as `f64` (a `RangeError` when refused).
+pub(crate) fn duration_arg_f64(env: sys::napi_env, name: &str, ms: f64) -> Result<Duration> {
+    let value = if ms.is_finite() && ms.fract() == 0.0 && ms.abs() < 9.0e18 {
+        ConfigValue::Int(ms as i64)
+    } else {
+        ConfigValue::Float(ms)
+    };
+    seawall::deadline::duration_arg(name, &value, DurationUnit::Millis).map_err(|e| throw_as(env, e, Kind::Range))
+}
+
+/// Reads an optional duration argument: `undefined` (or absent) is `None`.
+pub(crate) fn opt_duration_arg(env: sys::napi_env, name: &str, v: Option<&Unknown<'_>>) -> Result<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(u) if u.get_type()? == ValueType::Undefined => Ok(None),
+        Some(u) => duration_arg(env, name, Some(u)).map(Some),
     }
 }
 

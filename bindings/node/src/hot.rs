@@ -74,7 +74,7 @@ unsafe fn args<const N: usize>(
 }
 
 /// Runs `body`, turning errors into a thrown JS error and panics into `SEAWALL_INTERNAL`.
-fn guarded(env: sys::napi_env, body: impl FnOnce() -> Result<sys::napi_value>) -> sys::napi_value {
+pub(crate) fn guarded(env: sys::napi_env, body: impl FnOnce() -> Result<sys::napi_value>) -> sys::napi_value {
     let outcome = catch_unwind(AssertUnwindSafe(body));
     let err = match outcome {
         Ok(Ok(v)) => return v,
@@ -97,7 +97,7 @@ fn int(env: sys::napi_env, v: i32) -> Result<sys::napi_value> {
     }
 }
 
-fn boolean(env: sys::napi_env, v: bool) -> Result<sys::napi_value> {
+pub(crate) fn boolean(env: sys::napi_env, v: bool) -> Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     match unsafe { sys::napi_get_boolean(env, v, &mut out) } {
         sys::Status::napi_ok => Ok(out),

@@ -4,6 +4,10 @@
 //! errors. Every decision (state machine, option validation, error messages and codes)
 //! comes from the `seawall` crate.
 //!
+//! Deadlines (`deadline.rs`) are the core's `Deadline` values, kept by JS as a clock and an
+//! instant; the per-call operations are plain Node-API functions. Timers of JS code on a
+//! `ManualClock` are core timers whose firing `advance` reports back to JS (`clock.rs`).
+//!
 //! Events: core listeners run synchronously on the calling (JS) thread, inside the native
 //! call that caused the change. napi values are not `Send`, so the native listener only
 //! queues the event; each native call then tells the JS layer whether events are pending
@@ -14,6 +18,7 @@
 
 mod breaker;
 mod clock;
+mod deadline;
 mod errors;
 mod hot;
 
