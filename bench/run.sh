@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Per-call overhead of a guarded no-op call next to a bare call, in one run, in Rust,
-# Python and Node, with the peer library of each language where it installs
-# (pybreaker from PyPI, opossum from npm). Reports ns per call and the ratio to bare.
+# Python and Node, with the peer libraries of each language where they install
+# (failsafe and recloser from crates.io, pybreaker from PyPI, opossum from npm). Reports ns
+# per call and the ratio to bare.
 # The machines are shared and noisy: compare the rows of one run, not runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=target/bench
 mkdir -p "$work/npm-app"
 
-echo "== Rust (cargo bench -p seawall --bench overhead)"
-cargo bench -q -p seawall --bench overhead
+echo "== Rust (cargo bench -p seawall-bench --bench peers: seawall, failsafe-rs, recloser, a hand-written floor)"
+# Writes target/bench/rust.md and rust.json; SEAWALL_BENCH_SMOKE=1 makes it a < 1 s smoke run.
+cargo bench -q -p seawall-bench --bench peers
 
 echo
 echo "== Python"

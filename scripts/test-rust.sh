@@ -7,3 +7,7 @@ out=$(cargo run -q -p seawall --example breaker)
 echo "$out"
 grep -q "price = 42, state = closed" <<<"$out"
 cargo run -q -p seawall --example demo >/dev/null
+# Benchmarks in smoke mode (a fraction of a second each, no thresholds), so they never rot.
+SEAWALL_BENCH_SMOKE=1 cargo bench -q -p seawall-bench --bench peers >/dev/null
+SEAWALL_BENCH_SMOKE=1 cargo bench -q -p seawall --bench overhead >/dev/null
+echo "rust benches (smoke): ok"

@@ -29,8 +29,10 @@ use crate::timer::{self, TimerFn, TimerId, TimerQueue};
 
 /// A monotonic source of time.
 ///
-/// Implementations must never go backwards. `now()` is read only where a policy needs it
-/// (an open breaker, a time window, a slow-call threshold), never on the plain closed path.
+/// Implementations must never go backwards. The time is read only where a policy needs it
+/// (an open breaker, a time window, a slow-call threshold), never on the plain closed path;
+/// an open breaker's rejections and a time window's bucket use
+/// [`now_coarse`](Clock::now_coarse) when it is sure to give the same answer.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Time elapsed since this clock's origin.
     fn now(&self) -> Duration;
@@ -106,29 +108,36 @@ mod linux {
     use std::sync::OnceLock;
     use std::time::Duration;
 
-    fn read(id: libc::clockid_t) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    #[inline]
+    fn read(id: libc::clockid_t) -> Duration {
+        let mut ts = std::mem::MaybeUninit::<libc::timespec>::uninit();
         // SAFETY: `ts` is a valid out-pointer; both clock ids exist on every Linux we run on
-        // (COARSE since 2.6.32); on failure `ts` stays zero and the reading saturates to 0.
-        unsafe { libc::clock_gettime(id, &mut ts) };
-        (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+        // (COARSE since 2.6.32).
+        if unsafe { libc::clock_gettime(id, ts.as_mut_ptr()) } != 0 {
+            return Duration::ZERO; // never ahead of anything; coarse_lag() is then MAX
+        }
+        // SAFETY: clock_gettime returned 0, so it filled `ts`.
+        let ts = unsafe { ts.assume_init() };
+        // The kernel keeps tv_nsec below 10^9 and tv_sec non-negative for monotonic clocks.
+        Duration::new(ts.tv_sec.max(0) as u64, (ts.tv_nsec as u32).min(999_999_999))
     }
 
-    fn origin() -> u64 {
-        static ORIGIN: OnceLock<u64> = OnceLock::new();
+    #[inline]
+    fn origin() -> Duration {
+        static ORIGIN: OnceLock<Duration> = OnceLock::new();
         *ORIGIN.get_or_init(|| read(libc::CLOCK_MONOTONIC))
     }
 
     #[inline]
     pub(super) fn now() -> Duration {
         let o = origin();
-        Duration::from_nanos(read(libc::CLOCK_MONOTONIC).saturating_sub(o))
+        read(libc::CLOCK_MONOTONIC).saturating_sub(o)
     }
 
     #[inline]
     pub(super) fn now_coarse() -> Duration {
         let o = origin();
-        Duration::from_nanos(read(libc::CLOCK_MONOTONIC_COARSE).saturating_sub(o))
+        read(libc::CLOCK_MONOTONIC_COARSE).saturating_sub(o)
     }
 
     /// Two ticks of the coarse clock (its resolution is the tick length).
@@ -244,7 +253,79 @@ impl Clock for ManualClock {
     }
 }
 
-/// Converts a clock reading to whole nanoseconds, the unit stored in atomics.
+/// Converts a clock reading to whole nanoseconds, the unit stored in atomics (saturating
+/// at `u64::MAX`, about 584 years).
+#[inline]
 pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs().checked_mul(1_000_000_000).and_then(|n| n.checked_add(u64::from(d.subsec_nanos()))).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BreakerConfig, CircuitBreaker, State};
+
+    #[test]
+    fn nanos_saturates() {
+        assert_eq!(nanos(Duration::from_nanos(1_234_567_890_123)), 1_234_567_890_123);
+        assert_eq!(nanos(Duration::MAX), u64::MAX);
+        assert_eq!(nanos(Duration::from_secs(u64::MAX / 1_000_000_000 + 1)), u64::MAX);
+    }
+
+    #[test]
+    fn system_clock_coarse_reading_is_never_ahead() {
+        let lag = SystemClock.coarse_lag();
+        assert!(lag > Duration::ZERO, "a coarse clock that is not now() must lag");
+        if cfg!(target_os = "linux") {
+            assert!(lag < Duration::from_millis(100), "two kernel ticks, got {lag:?}");
+        }
+        for _ in 0..10_000 {
+            let c = SystemClock.now_coarse();
+            let p = SystemClock.now();
+            assert!(c <= p, "coarse {c:?} ahead of precise {p:?}");
+        }
+    }
+
+    #[test]
+    fn manual_clock_coarse_reading_is_exact() {
+        let c = ManualClock::new();
+        c.advance(Duration::from_nanos(12_345));
+        assert_eq!(c.now_coarse(), c.now());
+        assert_eq!(c.coarse_lag(), Duration::ZERO);
+    }
+
+    /// On the system clock, an open breaker rejects on the coarse clock, yet never admits
+    /// early, never reports a wait shorter than the real one, and admits once the time is up.
+    #[test]
+    fn open_breaker_on_the_system_clock_decides_as_the_precise_clock() {
+        let open = Duration::from_millis(30);
+        let b = CircuitBreaker::new(BreakerConfig { consecutive_failures: Some(1), open_duration: open, ..BreakerConfig::named("sys") })
+            .unwrap();
+        let before_failure = SystemClock.now();
+        b.try_acquire().unwrap().failure(Duration::ZERO);
+        assert_eq!(b.state(), State::Open);
+        let earliest = before_failure + open;
+        let mut rejections = 0u32;
+        loop {
+            match b.try_acquire() {
+                Ok(p) => {
+                    let after = SystemClock.now();
+                    assert!(after >= earliest, "admitted at {after:?}, before {earliest:?}");
+                    assert!(p.is_probe());
+                    p.success(Duration::ZERO);
+                    break;
+                }
+                Err(r) => {
+                    let after = SystemClock.now();
+                    assert!(after + r.retry_after >= earliest, "retry_after {:?} at {after:?} understates", r.retry_after);
+                    assert!(r.retry_after <= open, "retry_after {:?} longer than the open duration", r.retry_after);
+                    rejections += 1;
+                    assert!(after < earliest + Duration::from_secs(5), "still open 5 s after the open duration");
+                }
+            }
+        }
+        assert!(rejections > 0);
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.snapshot().rejected, u64::from(rejections));
+    }
 }

@@ -43,6 +43,7 @@ pub use idempotency::{
     OnStoreError, Output, Record, Waiter,
 };
 pub use store::{MemoryStore, Store};
+#[cfg(feature = "redis")] pub use store::redis::{RedisStore, RedisStoreConfig};
 pub use registry::{Health, Registry};
 
 /// The crate version, which every binding reports as its own.

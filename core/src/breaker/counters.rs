@@ -11,7 +11,12 @@
 //!
 //! A slot changes hands only through the pool's mutex (released at thread exit, taken by
 //! a new thread), which orders the old owner's last writes before the new owner's first.
+//!
+//! The hot path reads the slot from a constant-initialised thread-local `Cell` (one load,
+//! no lazy-init check); claiming it and registering the release at thread exit happen once
+//! per thread, on the slow path.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::OnceLock;
 
@@ -52,42 +57,59 @@ fn slot_count() -> usize {
 /// The process-wide slot pool: `taken[k]` while a live thread holds slot k.
 static POOL: Mutex<Vec<bool>> = Mutex::new(Vec::new());
 
-struct Slot(usize);
-
+/// No slot: all taken when the thread asked, or given back as the thread exits.
 const NO_SLOT: usize = usize::MAX;
-
-impl Slot {
-    fn claim() -> Slot {
-        let mut taken = POOL.lock();
-        if taken.is_empty() {
-            taken.resize(slot_count(), false);
-        }
-        match taken.iter().position(|t| !t) {
-            Some(k) => {
-                taken[k] = true;
-                Slot(k)
-            }
-            None => Slot(NO_SLOT),
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.0 != NO_SLOT {
-            POOL.lock()[self.0] = false;
-        }
-    }
-}
+/// Not asked for yet.
+const UNCLAIMED: usize = usize::MAX - 1;
 
 thread_local! {
-    static SLOT: Slot = Slot::claim();
+    /// This thread's slot (or `NO_SLOT` / `UNCLAIMED`).
+    static SLOT: Cell<usize> = const { Cell::new(UNCLAIMED) };
+    /// Gives the slot back when the thread exits.
+    static GIVE_BACK: GiveBack = const { GiveBack };
 }
 
-/// This thread's slot, or `NO_SLOT` (none left, or the thread is exiting).
-#[inline]
+struct GiveBack;
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        let k = SLOT.with(|s| s.replace(NO_SLOT));
+        if k < NO_SLOT - 1 {
+            POOL.lock()[k] = false;
+        }
+    }
+}
+
+/// This thread's slot, or a value past every breaker's stripes (`NO_SLOT`, `UNCLAIMED`).
+#[inline(always)]
 fn my_slot() -> usize {
-    SLOT.try_with(|s| s.0).unwrap_or(NO_SLOT)
+    SLOT.with(Cell::get)
+}
+
+/// Takes the lowest free slot for this thread (once), and arranges its release.
+#[cold]
+#[inline(never)]
+fn claim() -> usize {
+    // Registering the release first: if the thread is already exiting this fails, and the
+    // thread keeps counting on the shared stripe.
+    if GIVE_BACK.try_with(|_| ()).is_err() {
+        SLOT.with(|s| s.set(NO_SLOT));
+        return NO_SLOT;
+    }
+    let mut taken = POOL.lock();
+    if taken.is_empty() {
+        taken.resize(slot_count(), false);
+    }
+    let k = match taken.iter().position(|t| !t) {
+        Some(k) => {
+            taken[k] = true;
+            k
+        }
+        None => NO_SLOT,
+    };
+    drop(taken);
+    SLOT.with(|s| s.set(k));
+    k
 }
 
 /// A breaker's cumulative counters.
@@ -119,12 +141,21 @@ impl Counters {
                     bump(&s.c[also]);
                 }
             }
-            None => {
-                self.shared.c[kind].fetch_add(1, Relaxed);
-                if also != usize::MAX {
-                    self.shared.c[also].fetch_add(1, Relaxed);
-                }
-            }
+            None => self.add_elsewhere(k, kind, also),
+        }
+    }
+
+    /// This thread has no slot yet (claims one, then counts), or none to have: counts on
+    /// the shared stripe.
+    #[cold]
+    #[inline(never)]
+    fn add_elsewhere(&self, k: usize, kind: usize, also: usize) {
+        if k == UNCLAIMED && claim() < self.stripes.len() {
+            return self.add(kind, also);
+        }
+        self.shared.c[kind].fetch_add(1, Relaxed);
+        if also != usize::MAX {
+            self.shared.c[also].fetch_add(1, Relaxed);
         }
     }
 

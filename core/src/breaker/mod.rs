@@ -1,15 +1,19 @@
 //! The circuit breaker.
 //!
 //! A call asks for a [`Permit`]; the caller records exactly one outcome on it. The state
-//! lives in one atomic word, `(epoch << 3) | state`, so the closed path is a load to admit
-//! and a few atomic adds to record, with no lock, no allocation and no clock read unless
-//! the policy needs time (a time window). A `parking_lot` mutex is taken only for
-//! transitions and for the half-open probe slots. Each transition bumps the epoch; a permit
-//! remembers the epoch that issued it, so a late outcome updates metrics but never changes
-//! the state that followed.
+//! lives in one atomic word, `(epoch << 3) | state`, so the closed path is a load to admit;
+//! recording a success bumps this thread's own counter (no locked instruction, no shared
+//! cache line: see `counters.rs`) and reads the state word and the consecutive count, with
+//! no lock, no allocation and no clock read unless the policy needs time (a time window).
+//! A `parking_lot` mutex is taken only for transitions and for the half-open probe slots.
+//! Each transition bumps the epoch; a permit remembers the epoch that issued it, so a late
+//! outcome updates metrics but never changes the state that followed.
 //!
 //! Time-driven changes (open -> half-open, probe timeout) happen lazily, when the breaker is
-//! touched, so they are exact under [`ManualClock`](crate::ManualClock).
+//! touched, so they are exact under [`ManualClock`](crate::ManualClock). The hot paths that
+//! need the time (an open breaker's rejection, a time window's bucket) read the clock's
+//! cheap [`now_coarse`](crate::Clock::now_coarse) and fall back to `now()` whenever the
+//! coarse reading's lag could change the answer, so they decide as a precise reading would.
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
@@ -229,6 +233,38 @@ pub(crate) struct Ticket {
 
 const NO_PROBE: u64 = 0;
 
+/// What the out-of-line acquire paths answer, in two words (returned in registers): a
+/// ticket `(epoch, probe)`, or a refusal `(REFUSED - state, retry_after in ns)`. The
+/// caller builds the `Rejected` itself, inline, so no large value is copied between frames.
+#[derive(Clone, Copy)]
+struct Admission(u64, u64);
+
+/// Epochs stay far below this (they are the state word shifted right by 3).
+const REFUSED: u64 = u64::MAX;
+
+impl Admission {
+    #[inline(always)]
+    fn ticket(t: Ticket) -> Self {
+        Admission(t.epoch, t.probe)
+    }
+
+    #[inline(always)]
+    fn refused(state: State, retry_after: Duration) -> Self {
+        // Only forced_open says "forever" (Duration::MAX); every other wait fits in u64 ns.
+        Admission(REFUSED - state as u64, nanos(retry_after))
+    }
+
+    #[inline(always)]
+    fn into_result(self, name: &Arc<str>) -> Result<Ticket, Rejected> {
+        if self.0 <= REFUSED - STATES as u64 {
+            return Ok(Ticket { epoch: self.0, probe: self.1 });
+        }
+        let state = State::from_word(REFUSED - self.0);
+        let retry_after = if state == State::ForcedOpen { Duration::MAX } else { Duration::from_nanos(self.1) };
+        Err(Rejected { breaker: Arc::clone(name), state, retry_after })
+    }
+}
+
 struct Probe {
     id: u64,
     issued_at: Duration,
@@ -254,6 +290,8 @@ struct Inner {
     coarse_lag: u64,
     word: AtomicU64,
     open_until: AtomicU64,
+    /// When the breaker last opened (ns): bounds a coarse rejection's `retry_after`.
+    opened_at: AtomicU64,
     consecutive: Padded<AtomicU32>,
     window: Window,
     counts: Counters,
@@ -311,6 +349,7 @@ impl CircuitBreaker {
             coarse_lag: nanos(config.clock.coarse_lag()),
             word: AtomicU64::new(word(0, State::Closed)),
             open_until: AtomicU64::new(0),
+            opened_at: AtomicU64::new(0),
             consecutive: Padded(AtomicU32::new(0)),
             window,
             counts: Counters::default(),
@@ -451,9 +490,18 @@ impl CircuitBreaker {
         classify: impl FnOnce(&E) -> Outcome,
     ) -> Result<T, CallError<E>> {
         let permit = self.try_acquire().map_err(CallError::Rejected)?;
-        let start = self.start();
+        if !self.needs_duration() {
+            // No slow-call threshold: no clock read, and the success path skips the check.
+            let result = f();
+            match &result {
+                Ok(_) => permit.success_unmeasured(),
+                Err(e) => permit.record(classify(e), Duration::ZERO),
+            }
+            return result.map_err(CallError::Failed);
+        }
+        let start = self.clock().now();
         let result = f();
-        let took = self.elapsed(start);
+        let took = self.clock().now().saturating_sub(start);
         match &result {
             Ok(_) => permit.success(took),
             Err(e) => permit.record(classify(e), took),
@@ -493,6 +541,12 @@ impl CircuitBreaker {
         self.inner.record(t, outcome, took);
     }
 
+    /// A success when no slow-call threshold is set (the caller checked).
+    #[inline(always)]
+    pub(crate) fn record_success_unmeasured(&self, t: Ticket) {
+        self.inner.success_fast(t);
+    }
+
     #[inline]
     pub(crate) fn cancel(&self, t: Ticket) {
         self.inner.cancel(t);
@@ -510,12 +564,12 @@ impl Inner {
         let w = self.word.load(Acquire);
         match State::from_word(w) {
             State::Closed | State::Disabled => Ok(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
-            _ => self.acquire_other(w),
+            _ => self.acquire_other(w).into_result(&self.name),
         }
     }
 
     #[inline(never)]
-    fn acquire_other(&self, w: u64) -> Result<Ticket, Rejected> {
+    fn acquire_other(&self, w: u64) -> Admission {
         if State::from_word(w) == State::Open {
             self.acquire_open(w)
         } else {
@@ -527,57 +581,71 @@ impl Inner {
     /// (the reading plus the clock's lag is still before it); near or past it, decides
     /// on the precise clock, so the outcome is what a precise reading would give.
     #[inline]
-    fn acquire_open(&self, w: u64) -> Result<Ticket, Rejected> {
+    fn acquire_open(&self, w: u64) -> Admission {
         let until = self.open_until.load(Acquire);
         let coarse = nanos(self.config.clock.now_coarse());
         if coarse.saturating_add(self.coarse_lag) < until {
-            return Err(self.reject(State::Open, Duration::from_nanos(until - coarse)));
+            // The precise time is at least the coarse reading and at least the opening
+            // time: the wait reported is never shorter than the real one, at most the lag
+            // longer, and never longer than the open duration.
+            let from = coarse.max(self.opened_at.load(Relaxed));
+            return self.reject_open(until.saturating_sub(from));
         }
         self.acquire_slow(w)
     }
 
     #[cold]
-    fn acquire_slow(&self, w: u64) -> Result<Ticket, Rejected> {
+    fn acquire_slow(&self, w: u64) -> Admission {
         if State::from_word(w) == State::ForcedOpen {
-            return Err(self.reject(State::ForcedOpen, Duration::MAX));
+            return self.reject(State::ForcedOpen, Duration::MAX);
         }
         let now = self.now();
         if State::from_word(w) == State::Open {
             let until = Duration::from_nanos(self.open_until.load(Acquire));
             if now < until {
-                return Err(self.reject(State::Open, until - now));
+                return self.reject(State::Open, until - now);
             }
         }
         let mut l = self.locked.lock();
         self.advance(&mut l, now);
         let w = self.word.load(Acquire);
         let result = match State::from_word(w) {
-            State::Closed | State::Disabled => Ok(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
+            State::Closed | State::Disabled => Admission::ticket(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
             State::HalfOpen if l.probes.len() < self.config.half_open_max_calls as usize => {
                 let id = l.next_probe;
                 l.next_probe += 1;
                 l.probes.push(Probe { id, issued_at: now });
-                Ok(Ticket { epoch: epoch_of(w), probe: id })
+                Admission::ticket(Ticket { epoch: epoch_of(w), probe: id })
             }
-            State::HalfOpen => Err(self.reject(State::HalfOpen, Duration::ZERO)),
+            State::HalfOpen => self.reject(State::HalfOpen, Duration::ZERO),
             State::Open => {
                 let until = Duration::from_nanos(self.open_until.load(Acquire));
-                Err(self.reject(State::Open, until.saturating_sub(now)))
+                self.reject(State::Open, until.saturating_sub(now))
             }
-            State::ForcedOpen => Err(self.reject(State::ForcedOpen, Duration::MAX)),
+            State::ForcedOpen => self.reject(State::ForcedOpen, Duration::MAX),
         };
         drop(l);
         self.events.deliver();
         result
     }
 
+    /// An open breaker's rejection with `retry` ns to go (the hot rejection: no conversions).
     #[inline]
-    fn reject(&self, state: State, retry_after: Duration) -> Rejected {
+    fn reject_open(&self, retry: u64) -> Admission {
+        self.counts.calls.add(REJECTED, usize::MAX);
+        if self.events.wants_all() {
+            self.rejected_event(State::Open, Duration::from_nanos(retry));
+        }
+        Admission(REFUSED - State::Open as u64, retry)
+    }
+
+    #[inline]
+    fn reject(&self, state: State, retry_after: Duration) -> Admission {
         self.counts.calls.add(REJECTED, usize::MAX);
         if self.events.wants_all() {
             self.rejected_event(state, retry_after);
         }
-        Rejected { breaker: Arc::clone(&self.name), state, retry_after }
+        Admission::refused(state, retry_after)
     }
 
     #[cold]
@@ -634,6 +702,7 @@ impl Inner {
     fn open_for(&self, l: &mut Locked, w: u64, duration: Duration, now: Duration, reason: Reason) {
         l.current_open = duration;
         l.probes.clear();
+        self.opened_at.store(nanos(now), Relaxed);
         self.open_until.store(nanos(now.saturating_add(duration)), Release);
         self.consecutive.store(0, Release);
         self.set(w, State::Open, now, reason);
@@ -652,20 +721,26 @@ impl Inner {
     #[inline(always)]
     fn record(&self, t: Ticket, outcome: Outcome, took: Duration) {
         if outcome == Outcome::Success && self.config.slow_call_duration.is_none() {
-            self.counts.calls.add(SUCCESSES, usize::MAX);
-            let w = self.word.load(Acquire);
-            if w == word(t.epoch, State::Closed) {
-                if self.consecutive.load(Relaxed) != 0 {
-                    self.consecutive.store(0, Relaxed);
-                }
-                if !matches!(self.window, Window::None) {
-                    self.record_window(w, false, false);
-                }
-            } else {
-                self.record_counted(t, w, outcome, false);
-            }
+            self.success_fast(t);
         } else {
             self.record_any(t, outcome, took);
+        }
+    }
+
+    /// A success that cannot be slow (no slow-call threshold).
+    #[inline(always)]
+    fn success_fast(&self, t: Ticket) {
+        self.counts.calls.add(SUCCESSES, usize::MAX);
+        let w = self.word.load(Acquire);
+        if w == word(t.epoch, State::Closed) {
+            if self.consecutive.load(Relaxed) != 0 {
+                self.consecutive.store(0, Relaxed);
+            }
+            if !matches!(self.window, Window::None) {
+                self.record_window(w, false, false);
+            }
+        } else {
+            self.record_counted(t, w, Outcome::Success, false);
         }
     }
 
@@ -735,7 +810,7 @@ impl Inner {
         let reason = if self.consecutive_threshold != 0 && in_a_row >= self.consecutive_threshold {
             Some(Reason::ConsecutiveFailures)
         } else {
-            self.rate_reason(&totals)
+            totals.and_then(|t| self.rate_reason(&t))
         };
         if let Some(reason) = reason {
             self.trip(w, reason);
@@ -745,7 +820,7 @@ impl Inner {
     #[inline(never)]
     fn record_window(&self, w: u64, failed: bool, slow: bool) {
         let totals = self.window_record(failed, slow);
-        if let Some(reason) = self.rate_reason(&totals) {
+        if let Some(reason) = totals.and_then(|t| self.rate_reason(&t)) {
             self.trip(w, reason);
         }
     }
@@ -753,11 +828,13 @@ impl Inner {
     /// Records into the window; a time window reads the clock (coarsely when that is
     /// certain to give the same bucket).
     #[inline]
-    fn window_record(&self, failed: bool, slow: bool) -> Totals {
+    /// `None` when no rate can have been reached (a time window holding no failed or slow
+    /// call: every rate is 0).
+    fn window_record(&self, failed: bool, slow: bool) -> Option<Totals> {
         match &self.window {
-            Window::None => Totals::default(),
-            Window::Count(cw) => cw.record(failed, slow),
-            Window::Time(tw) => tw.record(tw.index_now(&*self.config.clock, self.coarse_lag), failed, slow),
+            Window::None => None,
+            Window::Count(cw) => Some(cw.record(failed, slow)),
+            Window::Time(tw) => tw.record(tw.place_now(&*self.config.clock, self.coarse_lag), failed, slow),
         }
     }
 

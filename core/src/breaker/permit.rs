@@ -32,6 +32,13 @@ impl<'a> Permit<'a> {
         self.record(Outcome::Success, took);
     }
 
+    /// A success on a breaker without a slow-call threshold (`call` checked): no duration.
+    #[inline(always)]
+    pub(crate) fn success_unmeasured(mut self) {
+        self.done = true;
+        self.breaker.record_success_unmeasured(self.ticket);
+    }
+
     /// The call failed after `took`.
     #[inline]
     pub fn failure(self, took: Duration) {

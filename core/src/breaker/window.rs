@@ -78,8 +78,17 @@ impl CountWindow {
 
     #[inline]
     pub(crate) fn record(&self, failed: bool, slow: bool) -> Totals {
-        let i = self.cursor.0.fetch_add(1, Relaxed) % self.len;
         let new = flags(failed, slow);
+        if new == RECORDED {
+            let t = self.totals();
+            if t.calls == self.len && t.failures == 0 && t.slow == 0 {
+                // Every slot holds a plain success: one more changes nothing (when all the
+                // slots hold the same outcome, which one is oldest does not matter), so
+                // nothing is written and threads recording successes share no written line.
+                return t;
+            }
+        }
+        let i = self.cursor.0.fetch_add(1, Relaxed) % self.len;
         let slot = &self.slots[i as usize];
         // A slot that already holds this outcome needs no write: the result is the same as
         // swapping it in (a concurrent writer's swap, before or after, keeps the sums
@@ -133,10 +142,18 @@ struct Bucket {
 pub(crate) struct TimeWindow {
     buckets: Box<[Bucket]>,
     bucket_nanos: u64,
-    /// The bucket index last read from the clock (changes once per bucket length): lets
-    /// most calls place themselves without a division.
+    /// The bucket index last read from the clock and its position in `buckets`, packed as
+    /// `index << 16 | position` (changes once per bucket length): lets most calls place
+    /// themselves without a division. Indexes from 2^48 on are not cached.
     hint: AtomicU64,
+    /// 1 + the highest bucket index a failed or slow call was recorded in (0: none since
+    /// the last clear). While it is out of the window, no rate can be above 0, so a
+    /// successful call skips summing the buckets.
+    last_bad: AtomicU64,
 }
+
+const HINT_SHIFT: u32 = 16; // positions < MAX_WINDOW_BUCKETS = 10,000 < 2^16
+const HINT_MAX_INDEX: u64 = (1 << (64 - HINT_SHIFT)) - 1;
 
 impl TimeWindow {
     pub(crate) fn new(duration: Duration, buckets: u32) -> Self {
@@ -153,6 +170,7 @@ impl TimeWindow {
                 .collect(),
             bucket_nanos,
             hint: AtomicU64::new(0),
+            last_bad: AtomicU64::new(0),
         }
     }
 
@@ -162,37 +180,49 @@ impl TimeWindow {
         nanos(now) / self.bucket_nanos
     }
 
-    /// The bucket index of the clock's current time, exactly as `index(clock.now())` would
-    /// give it: from a coarse reading `c` when the precise time, somewhere in
-    /// `[c, c + lag]`, cannot be in another bucket; from a precise reading otherwise (in
-    /// the last `lag` of each bucket).
+    /// Bucket index `idx` and its position in `buckets`.
     #[inline]
-    pub(crate) fn index_now(&self, clock: &dyn Clock, lag: u64) -> u64 {
+    pub(crate) fn place(&self, idx: u64) -> (u64, usize) {
+        (idx, (idx % self.buckets.len() as u64) as usize)
+    }
+
+    /// The bucket index (and position) of the clock's current time, exactly as
+    /// `place(index(clock.now()))` would give it: from a coarse reading `c` when the
+    /// precise time, somewhere in `[c, c + lag]`, cannot be in another bucket; from a
+    /// precise reading otherwise (in the last `lag` of each bucket).
+    #[inline]
+    pub(crate) fn place_now(&self, clock: &dyn Clock, lag: u64) -> (u64, usize) {
         let c = nanos(clock.now_coarse());
         let b = self.bucket_nanos;
         let h = self.hint.load(Relaxed);
-        let start = h.saturating_mul(b);
+        let idx = h >> HINT_SHIFT;
+        let start = idx.saturating_mul(b);
         if c >= start && (c - start).saturating_add(lag) < b {
-            return h;
+            return (idx, (h & ((1 << HINT_SHIFT) - 1)) as usize);
         }
-        self.index_slow(clock, c, lag)
+        self.place_slow(clock, c, lag)
     }
 
     #[inline(never)]
-    fn index_slow(&self, clock: &dyn Clock, c: u64, lag: u64) -> u64 {
+    fn place_slow(&self, clock: &dyn Clock, c: u64, lag: u64) -> (u64, usize) {
         let b = self.bucket_nanos;
         let idx = c / b;
         if (c - idx * b).saturating_add(lag) < b {
-            self.hint.store(idx, Relaxed);
-            idx
+            let placed = self.place(idx);
+            if idx <= HINT_MAX_INDEX {
+                self.hint.store(idx << HINT_SHIFT | placed.1 as u64, Relaxed);
+            }
+            placed
         } else {
-            self.index(clock.now())
+            self.place(self.index(clock.now()))
         }
     }
 
-    /// The bucket for absolute index `idx`, reset first if it holds an older index.
-    fn bucket(&self, idx: u64) -> &Bucket {
-        let b = &self.buckets[(idx % self.buckets.len() as u64) as usize];
+    /// The bucket for absolute index `idx` (at position `pos`), reset first if it holds an
+    /// older index.
+    #[inline]
+    fn bucket(&self, idx: u64, pos: usize) -> &Bucket {
+        let b = &self.buckets[pos];
         loop {
             let stamp = b.stamp.load(Acquire);
             if stamp == idx {
@@ -212,18 +242,33 @@ impl TimeWindow {
         }
     }
 
-    /// Records one outcome in bucket `idx` (the index of the current time).
+    /// Records one outcome in the bucket of the current time, placed by `place` or
+    /// `place_now`, and returns the window's totals after it; `None` when the window holds
+    /// no failed and no slow call (every rate is 0, none can trip) and so was not summed.
+    ///
+    /// Memory order: a failed or slow call bumps its bucket, then raises `last_bad`, then
+    /// sums; a good call bumps its bucket, then reads `last_bad`. All of these are SeqCst,
+    /// so when a good call does not see a concurrent bad call's mark, that bad call's sum
+    /// sees the good call: some call always judges a window holding both.
     #[inline]
-    pub(crate) fn record(&self, idx: u64, failed: bool, slow: bool) -> Totals {
-        let b = self.bucket(idx);
-        b.calls.fetch_add(1, AcqRel);
+    pub(crate) fn record(&self, (idx, pos): (u64, usize), failed: bool, slow: bool) -> Option<Totals> {
+        let b = self.bucket(idx, pos);
+        b.calls.fetch_add(1, SeqCst);
         if failed {
-            b.failures.fetch_add(1, AcqRel);
+            b.failures.fetch_add(1, SeqCst);
         }
         if slow {
-            b.slow.fetch_add(1, AcqRel);
+            b.slow.fetch_add(1, SeqCst);
         }
-        self.totals(idx)
+        if failed || slow {
+            self.last_bad.fetch_max(idx.saturating_add(1), SeqCst);
+        } else {
+            let last = self.last_bad.load(SeqCst);
+            if last == 0 || (last - 1 <= idx && idx - (last - 1) >= self.buckets.len() as u64) {
+                return None;
+            }
+        }
+        Some(self.totals(idx))
     }
 
     /// Totals of the window whose newest bucket has index `cur`.
@@ -231,11 +276,11 @@ impl TimeWindow {
         let n = self.buckets.len() as u64;
         let mut t = Totals::default();
         for b in self.buckets.iter() {
-            let stamp = b.stamp.load(Acquire);
+            let stamp = b.stamp.load(SeqCst);
             if stamp != RESETTING && stamp <= cur && cur - stamp < n {
-                t.calls += b.calls.load(Acquire);
-                t.failures += b.failures.load(Acquire);
-                t.slow += b.slow.load(Acquire);
+                t.calls += b.calls.load(SeqCst);
+                t.failures += b.failures.load(SeqCst);
+                t.slow += b.slow.load(SeqCst);
             }
         }
         t
@@ -245,10 +290,14 @@ impl TimeWindow {
         for b in self.buckets.iter() {
             b.stamp.store(RESETTING - 1, Release);
         }
+        self.last_bad.store(0, SeqCst);
     }
 }
 
 /// The window a breaker records into, if any rate threshold needs one.
+// One per breaker, kept inline (no pointer to chase on the hot path); the count window is
+// large only because its cursor has cache lines of its own.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Window {
     None,
     Count(CountWindow),
@@ -295,14 +344,44 @@ mod tests {
     }
 
     #[test]
+    fn count_window_full_of_successes_is_unchanged_by_another() {
+        // The window's observable future is the same whether or not a success advanced the
+        // cursor: a failure recorded later leaves after exactly `size` more calls.
+        let w = CountWindow::new(3);
+        for _ in 0..5 {
+            w.record(false, false);
+        }
+        let cursor = w.cursor.0.load(Relaxed);
+        assert_eq!(w.record(false, false), Totals { calls: 3, failures: 0, slow: 0 });
+        assert_eq!(w.cursor.0.load(Relaxed), cursor, "no write");
+        assert_eq!(w.record(true, false), Totals { calls: 3, failures: 1, slow: 0 });
+        assert_eq!(w.record(false, false).failures, 1);
+        assert_eq!(w.record(false, false).failures, 1);
+        assert_eq!(w.record(false, false).failures, 0, "the failure left after 3 more calls");
+        // Not yet full: successes are written.
+        w.clear();
+        assert_eq!(w.record(false, false).calls, 1);
+        assert_eq!(w.record(false, false).calls, 2);
+    }
+
+    #[test]
     fn time_window_drops_old_buckets() {
         let w = TimeWindow::new(Duration::from_secs(10), 10);
         let at = |ms| w.index(Duration::from_millis(ms));
-        w.record(at(500), true, false);
-        w.record(at(1500), false, false);
+        assert_eq!(w.record(w.place(at(500)), true, false), Some(Totals { calls: 1, failures: 1, slow: 0 }));
+        // The failure is still in the window: the success sums it.
+        assert_eq!(w.record(w.place(at(1500)), false, false), Some(Totals { calls: 2, failures: 1, slow: 0 }));
         assert_eq!(w.totals(at(9_999)).calls, 2);
         assert_eq!(w.totals(at(10_000)).calls, 1);
         assert_eq!(w.totals(at(11_000)).calls, 0);
+        // Once the failure has left the window, successes skip the sum (all rates are 0)...
+        assert_eq!(w.record(w.place(at(10_500)), false, false), None);
+        // ...but a slow call, or a failure, sums again.
+        assert_eq!(w.record(w.place(at(10_600)), false, true), Some(Totals { calls: 3, failures: 0, slow: 1 }));
+        assert_eq!(w.record(w.place(at(10_700)), false, false), Some(Totals { calls: 4, failures: 0, slow: 1 }));
+        w.clear();
+        assert_eq!(w.record(w.place(at(10_800)), false, false), None);
+        assert_eq!(w.totals(at(10_800)), Totals { calls: 1, failures: 0, slow: 0 });
     }
 
     /// A clock whose coarse reading lags its precise one by a set amount.
@@ -322,18 +401,23 @@ mod tests {
     }
 
     #[test]
-    fn index_now_matches_the_precise_index() {
+    fn place_now_matches_the_precise_place() {
         let w = TimeWindow::new(Duration::from_secs(1), 10); // 100 ms buckets
         let lag = 4_000_000; // 4 ms
         for now in (10_000_000u64..2_000_000_000).step_by(499_999) {
             for behind in [0, 1, 1_000_000, 3_999_999, lag] {
                 let c = Lagging { now, behind };
-                assert_eq!(w.index_now(&c, lag), w.index(c.now()), "now {now} behind {behind}");
+                assert_eq!(w.place_now(&c, lag), w.place(w.index(c.now())), "now {now} behind {behind}");
             }
         }
         // With the hint pointing at a later bucket than the coarse reading (a slower thread).
-        w.hint.store(19, Relaxed);
+        w.hint.store(19 << HINT_SHIFT | 9, Relaxed);
         let c = Lagging { now: 1_850_000_000, behind: 2_000_000 };
-        assert_eq!(w.index_now(&c, lag), 18);
+        assert_eq!(w.place_now(&c, lag), (18, 8));
+        // Indexes too large to cache are placed by division every time.
+        let tiny = TimeWindow::new(Duration::from_nanos(7), 7); // 1 ns buckets
+        let c = Lagging { now: u64::MAX - 5, behind: 0 };
+        assert_eq!(tiny.place_now(&c, 0), tiny.place(u64::MAX - 5));
+        assert_eq!(tiny.hint.load(Relaxed), 0);
     }
 }

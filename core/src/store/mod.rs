@@ -29,6 +29,7 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "redis")] pub mod redis;
 
 use std::fmt;
 use std::sync::Arc;
