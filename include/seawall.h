@@ -1,9 +1,10 @@
 /*
  * seawall.h: the C API of seawall (libseawall).
  *
- * Circuit breaker, deadlines and cancel tokens with the same behaviour, numbers and
- * errors as the Rust, Python and Node packages: there is one implementation, in Rust, and
- * this is a thin layer over it.
+ * Circuit breaker, deadlines and cancel tokens, the idempotency cache (seawall_idem_*) and
+ * the registry with health checks and metrics (seawall_registry_*), with the same
+ * behaviour, numbers and errors as the Rust, Python and Node packages: there is one
+ * implementation, in Rust, and this is a thin layer over it.
  *
  * Conventions:
  *  - every function that can fail returns a seawall_status; results come back through
@@ -14,15 +15,20 @@
  *    reach the checks and be refused).
  *
  * Thread safety:
- *  - seawall_breaker, seawall_clock, seawall_deadline and seawall_cancel_token handles may
- *    be shared by any number of threads; every function on them may run concurrently;
- *  - a seawall_breaker_config is used by one thread at a time; a seawall_permit and a
- *    seawall_timer belong to one thread at a time (they may be handed to another);
+ *  - seawall_breaker, seawall_clock, seawall_deadline, seawall_cancel_token,
+ *    seawall_idem_cache, seawall_idem_lease, seawall_idem_waiter, seawall_idem_record and
+ *    seawall_registry handles may be shared by any number of threads; every function on
+ *    them may run concurrently;
+ *  - a seawall_breaker_config or seawall_idem_config is used by one thread at a time; a
+ *    seawall_permit and a seawall_timer belong to one thread at a time (they may be handed
+ *    to another);
  *  - every handle is freed once, when no other thread uses it;
  *  - callbacks run outside seawall's locks (they may call seawall): state-change listeners
  *    on the thread that caused the change; cancel callbacks on the thread that cancels:
  *    the caller of seawall_cancel_token_cancel, seawall's timer thread for a deadline on
- *    the system clock, the caller of seawall_clock_advance_ms for a manual clock.
+ *    the system clock, the caller of seawall_clock_advance_ms for a manual clock; waiter
+ *    callbacks (seawall_idem_waiter_on_done) on the thread that resolves the waiter; health
+ *    checks on a thread seawall starts per run (see seawall_registry_add_check).
  *
  * Link with: pkg-config --cflags --libs seawall
  *
@@ -42,6 +48,11 @@
  * unit letter and the terminating NUL.
  */
 #define SEAWALL_GRPC_TIMEOUT_BUFSIZE 10
+
+/**
+ * The size of the message buffer a check receives.
+ */
+#define SEAWALL_CHECK_MESSAGE_SIZE 512
 
 /**
  * The result of every seawall C function that can fail.
@@ -152,6 +163,86 @@ typedef enum seawall_cancel_reason {
 } seawall_cancel_reason;
 
 /**
+ * What a `seawall_idem_begin` (or a waiter, or `seawall_idem_acquire`) found. The numbers
+ * are stable; `seawall_idem_outcome_name` spells them as the conformance files do.
+ */
+typedef enum seawall_idem_outcome {
+  /**
+   * The call failed (see its status): no handle was handed out. Zero, so that a result
+   * left untouched by a failed call never reads as "execute".
+   */
+  SEAWALL_IDEM_ERROR = 0,
+  /**
+   * You own the key: run the operation, then `seawall_idem_complete` (or `_fail`,
+   * `_release`, `_abandon`) the `lease`, and free it.
+   */
+  SEAWALL_IDEM_EXECUTE = 1,
+  /**
+   * The key holds a completed result for the same payload: return `record` (raise it
+   * again when its `error` flag is set) without running; free it.
+   */
+  SEAWALL_IDEM_REPLAY = 2,
+  /**
+   * Another owner holds the key's lease. With `on_duplicate = "wait"` (the default),
+   * `waiter` is set: wait for the owner's outcome with it. With `"reject"` (or a
+   * `wait_timeout` of 0), `waiter` is NULL: answer "in progress, retry after
+   * `retry_after_ms`" (HTTP 409).
+   */
+  SEAWALL_IDEM_IN_PROGRESS = 3,
+  /**
+   * The key was used with another request payload (HTTP 422). `mismatch_completed`
+   * says whether it holds a completed result (else a run is in progress).
+   */
+  SEAWALL_IDEM_MISMATCH = 4,
+  /**
+   * A waiter: not resolved yet (`retry_after_ms`: time left on the owner's lease;
+   * `timeout_in_ms`: time until the wait gives up).
+   */
+  SEAWALL_IDEM_PENDING = 5,
+  /**
+   * A waiter: its outcome was already handed over (by an earlier poll, wait or callback).
+   */
+  SEAWALL_IDEM_TAKEN = 6,
+} seawall_idem_outcome;
+
+/**
+ * What a key holds (`seawall_idem_peek`). The numbers are stable.
+ */
+typedef enum seawall_idem_key_state {
+  /**
+   * Nothing: never used, released, expired or evicted.
+   */
+  SEAWALL_IDEM_KEY_ABSENT = 0,
+  /**
+   * A live lease: a run is in progress.
+   */
+  SEAWALL_IDEM_KEY_IN_PROGRESS = 1,
+  /**
+   * A completed result.
+   */
+  SEAWALL_IDEM_KEY_COMPLETED = 2,
+} seawall_idem_key_state;
+
+/**
+ * The service's health. The numbers are stable and ordered (worse is greater);
+ * `seawall_health_status_name` spells them as every language does.
+ */
+typedef enum seawall_health_status {
+  /**
+   * Everything works.
+   */
+  SEAWALL_HEALTH_OK = 0,
+  /**
+   * Something non-critical failed: the service works with less.
+   */
+  SEAWALL_HEALTH_DEGRADED = 1,
+  /**
+   * Something critical failed.
+   */
+  SEAWALL_HEALTH_DOWN = 2,
+} seawall_health_status;
+
+/**
  * A circuit breaker. Every function on it may be called from any thread at the same time.
  * Free it with `seawall_breaker_free`.
  */
@@ -198,11 +289,67 @@ typedef struct seawall_clock seawall_clock;
 typedef struct seawall_deadline seawall_deadline;
 
 /**
+ * An idempotency cache: runs an operation once per key and hands every duplicate the
+ * first run's result. Every function on it may be called from any thread at the same
+ * time. Free it with `seawall_idem_cache_free`.
+ */
+typedef struct seawall_idem_cache seawall_idem_cache;
+
+/**
+ * An idempotency cache configuration under construction: defaults (see SPEC.md), then
+ * one `seawall_idem_config_set_*` call per option. Reusable: `seawall_idem_cache_new`
+ * copies it. A handle must not be changed by two threads at once.
+ */
+typedef struct seawall_idem_config seawall_idem_config;
+
+/**
+ * The right (and duty) to run the operation for a key, until the lease expires (`lease`
+ * option, 30 s by default) without `seawall_idem_renew`. Finish it with
+ * `seawall_idem_complete`, `_fail`, `_release` or `_abandon`, then free it. A lease freed
+ * unfinished is left to expire: duplicates are held off until then, and one of them runs
+ * the operation afterwards. May be used from any thread (one call at a time is not
+ * required).
+ */
+typedef struct seawall_idem_lease seawall_idem_lease;
+
+/**
+ * A completed result: the bytes the operation produced, its content type, ordered
+ * metadata pairs, an error flag (`cache_errors`), the fencing token of the lease that
+ * completed it and its created / expires times. Read-only; every pointer it hands out
+ * points into the record and stays valid until `seawall_idem_record_free`.
+ *
+ * Thread safety: a record handle may be read by any number of threads at once; free it
+ * once, when no other thread uses it. Records are shared, not copied: a replay hands out
+ * the stored record itself.
+ */
+typedef struct seawall_idem_record seawall_idem_record;
+
+/**
+ * A duplicate waiting for the owner of its key (from `seawall_idem_begin` with
+ * `on_duplicate = "wait"`). It is resolved once: with the owner's record when it
+ * completes (`SEAWALL_IDEM_REPLAY`), with the key when the owner releases or its lease
+ * expires (`SEAWALL_IDEM_EXECUTE`: exactly one waiter takes over), or with
+ * `SEAWALL_E_IDEMPOTENCY_IN_PROGRESS` at `wait_timeout`. Take the outcome with
+ * `seawall_idem_waiter_wait` (blocking), `_poll` (not blocking) or `_on_done` (a
+ * callback, for event loops).
+ *
+ * Thread safety: any function on a waiter may run on any thread, concurrently (e.g. one
+ * thread waits while another cancels). Free it once, when no other thread uses it.
+ */
+typedef struct seawall_idem_waiter seawall_idem_waiter;
+
+/**
  * The right to make one call. Record one outcome on it (`seawall_permit_success`,
  * `_failure`, `_timeout`, `_ignore`), then free it with `seawall_permit_free`. It may be
  * moved to and used from another thread.
  */
 typedef struct seawall_permit seawall_permit;
+
+/**
+ * Named breakers and health checks, reported together. Every function on it may be
+ * called from any thread at the same time. Free it with `seawall_registry_free`.
+ */
+typedef struct seawall_registry seawall_registry;
 
 /**
  * A timer that cancels a token when a deadline passes (`seawall_cancel_token_cancel_at`).
@@ -274,6 +421,14 @@ typedef struct seawall_snapshot {
 } seawall_snapshot;
 
 /**
+ * A cancel callback: called once with the reason and the `user_data` given at
+ * registration, on the thread that cancels the token (see
+ * `seawall_cancel_token_on_cancel`), outside seawall's locks. It must not unwind (no C++
+ * exception or longjmp out of it).
+ */
+typedef void (*seawall_cancel_fn)(enum seawall_cancel_reason reason, void *user_data);
+
+/**
  * One state change, as a listener receives it. The strings are valid only during the
  * callback (copy them to keep them).
  */
@@ -312,6 +467,192 @@ typedef struct seawall_state_change {
 typedef void (*seawall_state_change_fn)(const struct seawall_state_change *event, void *user_data);
 
 /**
+ * What `seawall_idem_begin`, `seawall_idem_acquire` and the waiter functions hand back.
+ * Every handle in it is the caller's, to finish and free; the others are NULL. A failed
+ * call leaves every handle NULL and `outcome` `SEAWALL_IDEM_ERROR` (or, for the refusals
+ * of `seawall_idem_acquire` and of waiters, `SEAWALL_IDEM_IN_PROGRESS` /
+ * `SEAWALL_IDEM_MISMATCH` with their fields).
+ */
+typedef struct seawall_idem_begin_result {
+  /**
+   * What happened; says which of the fields below are set.
+   */
+  enum seawall_idem_outcome outcome;
+  /**
+   * `SEAWALL_IDEM_EXECUTE`: the lease on the key. Finish it (complete, fail, release or
+   * abandon), then `seawall_idem_lease_free`.
+   */
+  struct seawall_idem_lease *lease;
+  /**
+   * `SEAWALL_IDEM_REPLAY`: the stored result. `seawall_idem_record_free` it.
+   */
+  struct seawall_idem_record *record;
+  /**
+   * `SEAWALL_IDEM_IN_PROGRESS` from `seawall_idem_begin` with `on_duplicate = "wait"`:
+   * the handle to wait with. `seawall_idem_waiter_free` it.
+   */
+  struct seawall_idem_waiter *waiter;
+  /**
+   * `SEAWALL_IDEM_IN_PROGRESS` and `SEAWALL_IDEM_PENDING`: milliseconds left on the
+   * owner's lease (rounded up), when a duplicate may take over.
+   */
+  uint64_t retry_after_ms;
+  /**
+   * `SEAWALL_IDEM_PENDING`: milliseconds until the wait gives up (rounded up).
+   */
+  uint64_t timeout_in_ms;
+  /**
+   * `SEAWALL_IDEM_MISMATCH` from `seawall_idem_begin`: true when the key holds a
+   * completed result, false when a run is in progress. (`seawall_idem_acquire` and
+   * waiters report a mismatch through their status and leave it false.)
+   */
+  bool mismatch_completed;
+} seawall_idem_begin_result;
+
+/**
+ * Facts about a lease (`seawall_idem_lease_get_info`).
+ */
+typedef struct seawall_idem_lease_info {
+  /**
+   * The key (`key_len` bytes of UTF-8, not NUL-terminated), valid as long as the lease.
+   */
+  const uint8_t *key;
+  /**
+   * Its length in bytes.
+   */
+  size_t key_len;
+  /**
+   * The fencing token: greater than every earlier lease's on this key (0 unprotected).
+   */
+  uint64_t token;
+  /**
+   * When the lease expires, in whole ms on the cache's clock (moved by renew).
+   */
+  uint64_t expires_at_ms;
+  /**
+   * True when this caller took the key over from an owner whose lease expired or who
+   * released it.
+   */
+  bool took_over;
+  /**
+   * False when the store failed and `on_store_error = "run"` let the operation run
+   * unprotected: nothing will be stored, duplicates are not held off.
+   */
+  bool is_protected;
+} seawall_idem_lease_info;
+
+/**
+ * One metadata pair of an output (e.g. an HTTP status or header). Both NUL-terminated UTF-8.
+ */
+typedef struct seawall_idem_metadata {
+  /**
+   * The name.
+   */
+  const char *name;
+  /**
+   * The value.
+   */
+  const char *value;
+} seawall_idem_metadata;
+
+/**
+ * What an operation produced, serialised, for `seawall_idem_complete_output` and
+ * `seawall_idem_fail`. Everything is copied by the call.
+ */
+typedef struct seawall_idem_output {
+  /**
+   * The result bytes (NULL only with `result_len` 0).
+   */
+  const uint8_t *result;
+  /**
+   * Their length.
+   */
+  size_t result_len;
+  /**
+   * How they are encoded (`"application/json"`, ...), NUL-terminated UTF-8; NULL: `""`.
+   */
+  const char *content_type;
+  /**
+   * `metadata_count` pairs, kept in order, duplicates allowed (NULL with 0: none).
+   */
+  const struct seawall_idem_metadata *metadata;
+  /**
+   * How many pairs.
+   */
+  size_t metadata_count;
+} seawall_idem_output;
+
+/**
+ * A waiter's callback (`seawall_idem_waiter_on_done`): called once with the waiter's
+ * status (`SEAWALL_OK` or the error, see `seawall_idem_waiter_poll`), the result (its
+ * lease or record is the callback's to finish and free) and, for an error, its message
+ * (NULL on success; valid only during the call), and `user_data`. It must not unwind.
+ */
+typedef void (*seawall_idem_done_fn)(enum seawall_status status,
+                                     const struct seawall_idem_begin_result *result,
+                                     const char *message,
+                                     void *user_data);
+
+/**
+ * Cumulative counts of a cache (`seawall_idempotency_requests_total{result=...}`), and
+ * the duplicates waiting now.
+ */
+typedef struct seawall_idem_stats {
+  /**
+   * Leases handed out (`SEAWALL_IDEM_EXECUTE`), takeovers included.
+   */
+  uint64_t executed;
+  /**
+   * Results handed out (`SEAWALL_IDEM_REPLAY`), to begin or to waiters.
+   */
+  uint64_t replayed;
+  /**
+   * Duplicates refused as in progress (at once, or after waiting).
+   */
+  uint64_t in_progress;
+  /**
+   * Duplicates refused for another payload.
+   */
+  uint64_t mismatched;
+  /**
+   * Duplicates that waited.
+   */
+  uint64_t waited;
+  /**
+   * Leases that took a key over from an expired or released owner.
+   */
+  uint64_t taken_over;
+  /**
+   * Results stored.
+   */
+  uint64_t completed;
+  /**
+   * Claims released.
+   */
+  uint64_t released;
+  /**
+   * Leases left to expire with `seawall_idem_abandon`.
+   */
+  uint64_t abandoned;
+  /**
+   * Calls refused with `SEAWALL_E_LEASE_LOST`.
+   */
+  uint64_t lease_lost;
+  /**
+   * Store failures.
+   */
+  uint64_t store_errors;
+  /**
+   * Operations run without protection (`on_store_error = "run"`).
+   */
+  uint64_t unprotected;
+  /**
+   * Duplicates waiting now.
+   */
+  uint64_t waiting;
+} seawall_idem_stats;
+
+/**
  * Why `seawall_breaker_try_acquire` refused a call.
  */
 typedef struct seawall_rejection {
@@ -328,12 +669,63 @@ typedef struct seawall_rejection {
 } seawall_rejection;
 
 /**
- * A cancel callback: called once with the reason and the `user_data` given at
- * registration, on the thread that cancels the token (see
- * `seawall_cancel_token_on_cancel`), outside seawall's locks. It must not unwind (no C++
- * exception or longjmp out of it).
+ * The fixed-size facts of a record (`seawall_idem_record_get_info`).
  */
-typedef void (*seawall_cancel_fn)(enum seawall_cancel_reason reason, void *user_data);
+typedef struct seawall_idem_record_info {
+  /**
+   * The fencing token of the lease that completed it.
+   */
+  uint64_t token;
+  /**
+   * When it was stored, in ms on the store's clock (the cache's clock for the memory
+   * store: a manual clock starts at 0).
+   */
+  uint64_t created_ms;
+  /**
+   * When it expires (`created_ms + ttl`), in ms on the store's clock.
+   */
+  uint64_t expires_ms;
+  /**
+   * True when the result is an error the operation raised (stored by
+   * `seawall_idem_fail` with `cache_errors`): raise it again rather than return it.
+   */
+  bool error;
+  /**
+   * The SHA-256 of the request payload that produced it (all zeros: no fingerprint).
+   */
+  uint8_t fingerprint[32];
+} seawall_idem_record_info;
+
+/**
+ * Bytes owned by the library (e.g. an encoded record). Read `len` bytes at `data`; free
+ * them with `seawall_bytes_free`, which also resets the struct to `{NULL, 0}`.
+ */
+typedef struct seawall_bytes {
+  /**
+   * The bytes (NULL only for a freed or never-filled struct).
+   */
+  uint8_t *data;
+  /**
+   * How many.
+   */
+  size_t len;
+} seawall_bytes;
+
+/**
+ * A deep health check: verifies that the service can do the work it checks (query the
+ * database, reach a dependency). Returns 0 when it passes, anything else when it fails;
+ * on failure it may write a NUL-terminated reason into `message` (`message_size` bytes,
+ * `SEAWALL_CHECK_MESSAGE_SIZE`, zeroed before the call); an empty message reads "check
+ * returned N". See `seawall_registry_add_check` for the threads it runs on. It must not
+ * unwind.
+ */
+typedef int (*seawall_check_fn)(void *user_data, char *message, size_t message_size);
+
+/**
+ * Called once with `user_data` when seawall no longer needs it (see
+ * `seawall_registry_add_check`).
+ */
+typedef void (*seawall_free_fn)(void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -433,6 +825,131 @@ enum seawall_status seawall_breaker_disable(struct seawall_breaker *breaker);
  * `breaker` must be NULL or a live breaker.
  */
 enum seawall_status seawall_breaker_reset(struct seawall_breaker *breaker);
+
+/**
+ * The reason's name: `"cancelled"` or `"deadline_exceeded"` (the same strings in every
+ * language), `"none"` for `SEAWALL_CANCEL_NONE`, `"unknown"` for a number that is no
+ * reason. The string is static.
+ */
+const char *seawall_cancel_reason_name(seawall_cancel_reason reason);
+
+/**
+ * Creates a token, not cancelled. Free it with `seawall_cancel_token_free`.
+ *
+ * # Safety
+ * `out_token` must be NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_cancel_token_new(struct seawall_cancel_token **out_token);
+
+/**
+ * Cancels the token (reason `SEAWALL_CANCEL_CANCELLED`) and runs its callbacks, once, on
+ * the calling thread, before returning. Cancelling a token already cancelled does nothing
+ * and keeps the first reason.
+ *
+ * # Safety
+ * `token` must be NULL or a live token.
+ */
+enum seawall_status seawall_cancel_token_cancel(struct seawall_cancel_token *token);
+
+/**
+ * Whether the token was cancelled (for any reason).
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `out_cancelled` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_is_cancelled(const struct seawall_cancel_token *token,
+                                                      bool *out_cancelled);
+
+/**
+ * Why the token was cancelled: `SEAWALL_CANCEL_NONE` (not cancelled),
+ * `SEAWALL_CANCEL_CANCELLED` or `SEAWALL_CANCEL_DEADLINE_EXCEEDED`.
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `out_reason` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_reason(const struct seawall_cancel_token *token,
+                                                enum seawall_cancel_reason *out_reason);
+
+/**
+ * Adds a callback run once, with the reason and `user_data`, when the token is cancelled;
+ * at once, on the calling thread, if it already is. `*out_id` (when `out_id` is not NULL)
+ * receives an id for `seawall_cancel_token_remove_callback`.
+ *
+ * Which thread runs it: the thread that cancels. That is the caller of
+ * `seawall_cancel_token_cancel`; for a deadline on the system clock, seawall's one timer
+ * thread (shared by the whole process: keep the callback short and never block in it);
+ * for a deadline on a manual clock, the thread calling `seawall_clock_advance_ms` (or
+ * `seawall_cancel_token_cancel_at`, if the deadline has already passed). Callbacks run
+ * outside seawall's locks, so they may call any seawall function, including on this
+ * token.
+ *
+ * `user_data` must stay valid until the callback has run, or until
+ * `seawall_cancel_token_remove_callback` or `seawall_cancel_token_free` returns (both wait
+ * for a run in progress on another thread, so do not call them while holding a lock the
+ * callback takes).
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `callback` safe to call from any thread with
+ * `user_data`; `out_id` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_on_cancel(struct seawall_cancel_token *token,
+                                                   seawall_cancel_fn callback,
+                                                   void *user_data,
+                                                   uint64_t *out_id);
+
+/**
+ * Removes a callback added with `seawall_cancel_token_on_cancel`. When it returns, the
+ * callback is not running (a run in progress on another thread is waited for; a callback
+ * may remove itself) and will not run, so its `user_data` may be freed.
+ * `*out_removed` (when `out_removed` is not NULL) says whether it was removed before it
+ * ran (true) or had already run (false). `SEAWALL_E_INVALID_ARGUMENT` for an id this
+ * token never gave out.
+ *
+ * # Safety
+ * `token` must be NULL or a live token; `out_removed` NULL or valid for writing.
+ */
+enum seawall_status seawall_cancel_token_remove_callback(struct seawall_cancel_token *token,
+                                                         uint64_t callback_id,
+                                                         bool *out_removed);
+
+/**
+ * Cancels the token with `SEAWALL_CANCEL_DEADLINE_EXCEEDED` when `deadline` passes,
+ * through the deadline clock's timer: seawall's one timer thread for the system clock (no
+ * thread per call), `seawall_clock_advance_ms` for a manual clock. A deadline already
+ * passed cancels the token at once on a manual clock, and on the timer thread very soon
+ * after on the system clock. `*out_timer` receives the timer: free it with
+ * `seawall_timer_free` as soon as the work is done (before the deadline, that unschedules
+ * it: the token is then not cancelled by it). The token and the deadline may be freed
+ * before the timer.
+ *
+ * # Safety
+ * `token` and `deadline` must each be NULL or a live handle; `out_timer` NULL or valid for
+ * writing a pointer.
+ */
+enum seawall_status seawall_cancel_token_cancel_at(struct seawall_cancel_token *token,
+                                                   const struct seawall_deadline *deadline,
+                                                   struct seawall_timer **out_timer);
+
+/**
+ * Frees a timer: unschedules it if it has not fired. A timer that has started firing (its
+ * deadline passed) may still complete the token's cancellation on the timer thread. Freeing
+ * a timer that fired only releases it. `seawall_timer_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `timer` must be NULL or a live timer, not used afterwards.
+ */
+void seawall_timer_free(struct seawall_timer *timer);
+
+/**
+ * Frees a token. Its callbacks that have not run are removed (a run in progress on another
+ * thread is waited for), so no callback runs after this returns. A timer set on it
+ * (`seawall_cancel_token_cancel_at`) stays scheduled until freed, harmlessly.
+ * `seawall_cancel_token_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `token` must be NULL or a live token, not used afterwards (by any thread).
+ */
+void seawall_cancel_token_free(struct seawall_cancel_token *token);
 
 /**
  * Creates a handle to the system clock: monotonic time, in milliseconds since the first
@@ -535,8 +1052,9 @@ enum seawall_status seawall_breaker_config_set_str(struct seawall_breaker_config
                                                    const char *value);
 
 /**
- * Sets an option to a boolean. No breaker option is boolean today, so this is refused
- * with `SEAWALL_E_CONFIG` (wrong type); it exists so that every value a configuration file
+ * Sets a boolean option: `critical` (default true: when this breaker is open, a
+ * registry's health is `down`; false: only `degraded`). A boolean for any other option is
+ * refused with `SEAWALL_E_CONFIG` (wrong type), so that every value a configuration file
  * can hold reaches the core's checks.
  *
  * # Safety
@@ -567,118 +1085,10 @@ enum seawall_status seawall_breaker_config_set_clock(struct seawall_breaker_conf
 void seawall_breaker_config_free(struct seawall_breaker_config *config);
 
 /**
- * Adds a listener called for every state change of the breaker, in the order the changes
- * happened. `*out_listener_id` (when `out_listener_id` is not NULL) receives an id for
- * `seawall_breaker_remove_listener`. Listeners are removed when the breaker is freed;
- * `user_data` must stay valid until then (or until the listener is removed).
- *
- * # Safety
- * `breaker` must be NULL or a live breaker; `callback` safe to call from any thread with
- * `user_data`; `out_listener_id` NULL or valid for writing.
- */
-enum seawall_status seawall_breaker_on_state_change(struct seawall_breaker *breaker,
-                                                    seawall_state_change_fn callback,
-                                                    void *user_data,
-                                                    uint64_t *out_listener_id);
-
-/**
- * Removes a listener added with `seawall_breaker_on_state_change`.
- * `SEAWALL_E_INVALID_ARGUMENT` when no listener has that id on this breaker. An event
- * being delivered on another thread at that moment may still reach it once.
- *
- * # Safety
- * `breaker` must be NULL or a live breaker.
- */
-enum seawall_status seawall_breaker_remove_listener(struct seawall_breaker *breaker,
-                                                    uint64_t listener_id);
-
-/**
- * Asks the breaker for a permit.
- *
- * `SEAWALL_OK`: `*out_permit` is a permit; record one outcome on it and free it.
- * `SEAWALL_E_BREAKER_OPEN`: the call is refused, `*out_permit` is set to NULL and, when
- * `out_rejection` is not NULL, it is filled with the refusing state and `retry_after_ms`
- * (`out_rejection` is written only on a refusal). Rejections are counted in the snapshot.
- *
- * # Safety
- * `breaker` must be NULL or a live breaker; `out_permit` NULL or valid for writing a
- * pointer; `out_rejection` NULL or valid for writing.
- */
-enum seawall_status seawall_breaker_try_acquire(struct seawall_breaker *breaker,
-                                                struct seawall_permit **out_permit,
-                                                struct seawall_rejection *out_rejection);
-
-/**
- * Records that the call succeeded after `duration_ms` milliseconds (pass 0 when
- * `seawall_breaker_needs_duration` says no duration is needed).
- * `SEAWALL_E_PERMIT_CONSUMED` when an outcome was already recorded or the permit cancelled.
- *
- * # Safety
- * `permit` must be NULL or a live permit.
- */
-enum seawall_status seawall_permit_success(struct seawall_permit *permit, uint64_t duration_ms);
-
-/**
- * Records that the call failed after `duration_ms` milliseconds.
- * `SEAWALL_E_PERMIT_CONSUMED` when an outcome was already recorded or the permit cancelled.
- *
- * # Safety
- * `permit` must be NULL or a live permit.
- */
-enum seawall_status seawall_permit_failure(struct seawall_permit *permit, uint64_t duration_ms);
-
-/**
- * Records that the call timed out after `duration_ms` milliseconds: a failure that is also
- * counted in `timeouts`. `SEAWALL_E_PERMIT_CONSUMED` as for the other outcomes.
- *
- * # Safety
- * `permit` must be NULL or a live permit.
- */
-enum seawall_status seawall_permit_timeout(struct seawall_permit *permit, uint64_t duration_ms);
-
-/**
- * Records that the call ended with an error the caller excludes: counted only in
- * `ignored` (frees a half-open slot, counts toward neither closing nor opening).
- * `SEAWALL_E_PERMIT_CONSUMED` as for the other outcomes.
- *
- * # Safety
- * `permit` must be NULL or a live permit.
- */
-enum seawall_status seawall_permit_ignore(struct seawall_permit *permit);
-
-/**
- * Cancels the call without freeing the permit: frees its half-open slot and counts
- * nowhere (what `seawall_permit_free` does to a permit without an outcome).
- * `SEAWALL_E_PERMIT_CONSUMED` when an outcome was already recorded or it was cancelled.
- *
- * # Safety
- * `permit` must be NULL or a live permit.
- */
-enum seawall_status seawall_permit_cancel(struct seawall_permit *permit);
-
-/**
- * Whether this permit is a half-open probe.
- *
- * # Safety
- * `permit` must be NULL or a live permit; `out_is_probe` NULL or valid for writing.
- */
-enum seawall_status seawall_permit_is_probe(const struct seawall_permit *permit,
-                                            bool *out_is_probe);
-
-/**
- * Frees a permit. A permit freed without an outcome is a cancellation: it frees its
- * half-open slot and counts nowhere. `seawall_permit_free(NULL)` does nothing.
- *
- * # Safety
- * `permit` must be NULL or a live permit, not used afterwards (by any thread).
- */
-void seawall_permit_free(struct seawall_permit *permit);
-
-/**
  * Creates the deadline `ms` milliseconds from now on `clock` (a manual clock in tests).
  * `ms` may be fractional (`0.25` is 250 µs) and 0 (already expired). A negative, NaN or
  * infinite `ms` is `SEAWALL_E_INVALID_ARGUMENT`, with a message naming the argument and
- * the value (e.g. `invalid argument: ms = -1ms: must not be negative`): a bad value never
+ * the value (e.g. `invalid argument: ms = -1.0ms: must not be negative`): a bad value never
  * becomes an infinite deadline. Free the deadline with `seawall_deadline_free`.
  *
  * # Safety
@@ -808,129 +1218,773 @@ enum seawall_status seawall_grpc_timeout_format_ms(double ms, char *buf, size_t 
 void seawall_deadline_free(struct seawall_deadline *deadline);
 
 /**
- * The reason's name: `"cancelled"` or `"deadline_exceeded"` (the same strings in every
- * language), `"none"` for `SEAWALL_CANCEL_NONE`, `"unknown"` for a number that is no
- * reason. The string is static.
- */
-const char *seawall_cancel_reason_name(seawall_cancel_reason reason);
-
-/**
- * Creates a token, not cancelled. Free it with `seawall_cancel_token_free`.
+ * Adds a listener called for every state change of the breaker, in the order the changes
+ * happened. `*out_listener_id` (when `out_listener_id` is not NULL) receives an id for
+ * `seawall_breaker_remove_listener`. Listeners are removed when the breaker is freed;
+ * `user_data` must stay valid until then (or until the listener is removed).
  *
  * # Safety
- * `out_token` must be NULL or valid for writing a pointer.
+ * `breaker` must be NULL or a live breaker; `callback` safe to call from any thread with
+ * `user_data`; `out_listener_id` NULL or valid for writing.
  */
-enum seawall_status seawall_cancel_token_new(struct seawall_cancel_token **out_token);
+enum seawall_status seawall_breaker_on_state_change(struct seawall_breaker *breaker,
+                                                    seawall_state_change_fn callback,
+                                                    void *user_data,
+                                                    uint64_t *out_listener_id);
 
 /**
- * Cancels the token (reason `SEAWALL_CANCEL_CANCELLED`) and runs its callbacks, once, on
- * the calling thread, before returning. Cancelling a token already cancelled does nothing
- * and keeps the first reason.
+ * Removes a listener added with `seawall_breaker_on_state_change`.
+ * `SEAWALL_E_INVALID_ARGUMENT` when no listener has that id on this breaker. An event
+ * being delivered on another thread at that moment may still reach it once.
  *
  * # Safety
- * `token` must be NULL or a live token.
+ * `breaker` must be NULL or a live breaker.
  */
-enum seawall_status seawall_cancel_token_cancel(struct seawall_cancel_token *token);
+enum seawall_status seawall_breaker_remove_listener(struct seawall_breaker *breaker,
+                                                    uint64_t listener_id);
 
 /**
- * Whether the token was cancelled (for any reason).
+ * Creates a configuration with every default (memory store, system clock). Free it with
+ * `seawall_idem_config_free`.
  *
  * # Safety
- * `token` must be NULL or a live token; `out_cancelled` NULL or valid for writing.
+ * `out_config` must be NULL or valid for writing a pointer.
  */
-enum seawall_status seawall_cancel_token_is_cancelled(const struct seawall_cancel_token *token,
-                                                      bool *out_cancelled);
+enum seawall_status seawall_idem_config_new(struct seawall_idem_config **out_config);
 
 /**
- * Why the token was cancelled: `SEAWALL_CANCEL_NONE` (not cancelled),
- * `SEAWALL_CANCEL_CANCELLED` or `SEAWALL_CANCEL_DEADLINE_EXCEEDED`.
+ * Sets a whole-number option, or a duration in milliseconds: `ttl`, `lease` (also
+ * `lease_duration`), `wait_timeout`, `max_result_bytes`, `max_entries`, `max_bytes`.
+ *
+ * `SEAWALL_E_CONFIG` at once for a refused value or an unknown name (the message of
+ * `seawall_last_error()` names the field and the value, e.g. `ttl = -1ms: must not be
+ * negative`; the configuration is left unchanged), `SEAWALL_E_INVALID_ARGUMENT` for a
+ * NULL or non-UTF-8 key.
  *
  * # Safety
- * `token` must be NULL or a live token; `out_reason` NULL or valid for writing.
+ * `config` must be NULL or a live configuration; `key` NULL or a NUL-terminated string.
  */
-enum seawall_status seawall_cancel_token_reason(const struct seawall_cancel_token *token,
-                                                enum seawall_cancel_reason *out_reason);
+enum seawall_status seawall_idem_config_set_int(struct seawall_idem_config *config,
+                                                const char *key,
+                                                int64_t value);
 
 /**
- * Adds a callback run once, with the reason and `user_data`, when the token is cancelled;
- * at once, on the calling thread, if it already is. `*out_id` (when `out_id` is not NULL)
- * receives an id for `seawall_cancel_token_remove_callback`.
- *
- * Which thread runs it: the thread that cancels. That is the caller of
- * `seawall_cancel_token_cancel`; for a deadline on the system clock, seawall's one timer
- * thread (shared by the whole process: keep the callback short and never block in it);
- * for a deadline on a manual clock, the thread calling `seawall_clock_advance_ms` (or
- * `seawall_cancel_token_cancel_at`, if the deadline has already passed). Callbacks run
- * outside seawall's locks, so they may call any seawall function, including on this
- * token.
- *
- * `user_data` must stay valid until the callback has run, or until
- * `seawall_cancel_token_remove_callback` or `seawall_cancel_token_free` returns (both wait
- * for a run in progress on another thread, so do not call them while holding a lock the
- * callback takes).
+ * Sets a duration in (possibly fractional) milliseconds, or a number option. NaN,
+ * negative and infinite durations are refused with `SEAWALL_E_CONFIG`; counts must be
+ * whole. Errors as for `seawall_idem_config_set_int`.
  *
  * # Safety
- * `token` must be NULL or a live token; `callback` safe to call from any thread with
- * `user_data`; `out_id` NULL or valid for writing.
+ * `config` must be NULL or a live configuration; `key` NULL or a NUL-terminated string.
  */
-enum seawall_status seawall_cancel_token_on_cancel(struct seawall_cancel_token *token,
-                                                   seawall_cancel_fn callback,
-                                                   void *user_data,
-                                                   uint64_t *out_id);
+enum seawall_status seawall_idem_config_set_double(struct seawall_idem_config *config,
+                                                   const char *key,
+                                                   double value);
 
 /**
- * Removes a callback added with `seawall_cancel_token_on_cancel`. When it returns, the
- * callback is not running (a run in progress on another thread is waited for; a callback
- * may remove itself) and will not run, so its `user_data` may be freed.
- * `*out_removed` (when `out_removed` is not NULL) says whether it was removed before it
- * ran (true) or had already run (false). `SEAWALL_E_INVALID_ARGUMENT` for an id this
- * token never gave out.
+ * Sets a text option: `name` (the label in metrics and events), `on_duplicate`
+ * (`"wait"`, the default, or `"reject"`), `on_store_error` (`"fail"`, the default, or
+ * `"run"`). The string is copied. Errors as for `seawall_idem_config_set_int`.
  *
  * # Safety
- * `token` must be NULL or a live token; `out_removed` NULL or valid for writing.
+ * `config` must be NULL or a live configuration; `key` and `value` NULL or NUL-terminated.
  */
-enum seawall_status seawall_cancel_token_remove_callback(struct seawall_cancel_token *token,
-                                                         uint64_t callback_id,
-                                                         bool *out_removed);
+enum seawall_status seawall_idem_config_set_str(struct seawall_idem_config *config,
+                                                const char *key,
+                                                const char *value);
 
 /**
- * Cancels the token with `SEAWALL_CANCEL_DEADLINE_EXCEEDED` when `deadline` passes,
- * through the deadline clock's timer: seawall's one timer thread for the system clock (no
- * thread per call), `seawall_clock_advance_ms` for a manual clock. A deadline already
- * passed cancels the token at once on a manual clock, and on the timer thread very soon
- * after on the system clock. `*out_timer` receives the timer: free it with
- * `seawall_timer_free` as soon as the work is done (before the deadline, that unschedules
- * it: the token is then not cancelled by it). The token and the deadline may be freed
- * before the timer.
+ * Sets a boolean option: `cache_errors` (store the operation's errors as results, see
+ * `seawall_idem_fail`). Errors as for `seawall_idem_config_set_int`.
  *
  * # Safety
- * `token` and `deadline` must each be NULL or a live handle; `out_timer` NULL or valid for
- * writing a pointer.
+ * `config` must be NULL or a live configuration; `key` NULL or a NUL-terminated string.
  */
-enum seawall_status seawall_cancel_token_cancel_at(struct seawall_cancel_token *token,
-                                                   const struct seawall_deadline *deadline,
-                                                   struct seawall_timer **out_timer);
+enum seawall_status seawall_idem_config_set_bool(struct seawall_idem_config *config,
+                                                 const char *key,
+                                                 bool value);
 
 /**
- * Frees a timer: unschedules it if it has not fired. A timer that has started firing (its
- * deadline passed) may still complete the token's cancellation on the timer thread. Freeing
- * a timer that fired only releases it. `seawall_timer_free(NULL)` does nothing.
+ * Makes caches built from this configuration (and their memory store) read `clock`
+ * instead of the system clock: leases, TTLs and waits then follow a manual clock exactly.
+ * The configuration keeps its own reference, so the clock handle may be freed afterwards.
  *
  * # Safety
- * `timer` must be NULL or a live timer, not used afterwards.
+ * `config` and `clock` must each be NULL or a live handle.
  */
-void seawall_timer_free(struct seawall_timer *timer);
+enum seawall_status seawall_idem_config_set_clock(struct seawall_idem_config *config,
+                                                  const struct seawall_clock *clock);
 
 /**
- * Frees a token. Its callbacks that have not run are removed (a run in progress on another
- * thread is waited for), so no callback runs after this returns. A timer set on it
- * (`seawall_cancel_token_cancel_at`) stays scheduled until freed, harmlessly.
- * `seawall_cancel_token_free(NULL)` does nothing.
+ * Frees a configuration. Caches built from it are unaffected.
+ * `seawall_idem_config_free(NULL)` does nothing.
  *
  * # Safety
- * `token` must be NULL or a live token, not used afterwards (by any thread).
+ * `config` must be NULL or a live configuration, not used afterwards.
  */
-void seawall_cancel_token_free(struct seawall_cancel_token *token);
+void seawall_idem_config_free(struct seawall_idem_config *config);
+
+/**
+ * Builds a cache (with a new memory store bounded by `max_entries` / `max_bytes`) from a
+ * configuration, which is copied. `SEAWALL_E_CONFIG` when options do not fit together
+ * (e.g. `max_result_bytes` over `max_bytes`); the message names the field and the value.
+ *
+ * # Safety
+ * `config` must be NULL or a live configuration; `out_cache` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_cache_new(const struct seawall_idem_config *config,
+                                           struct seawall_idem_cache **out_cache);
+
+/**
+ * Frees a cache handle. Leases, waiters and records still out stay valid (they keep
+ * what they need alive): finish and free them as usual. `seawall_idem_cache_free(NULL)`
+ * does nothing.
+ *
+ * # Safety
+ * `cache` must be NULL or a live cache that no other thread is using, not used afterwards.
+ */
+void seawall_idem_cache_free(struct seawall_idem_cache *cache);
+
+/**
+ * The outcome's name: `"error"`, `"execute"`, `"replay"`, `"in_progress"`, `"mismatch"`,
+ * `"pending"`, `"taken"`, or `"unknown"` for a number that is no outcome. Static.
+ */
+const char *seawall_idem_outcome_name(seawall_idem_outcome outcome);
+
+/**
+ * Claims `key` for a request, in one atomic step, and says what the caller must do
+ * (`out->outcome`): `SEAWALL_IDEM_EXECUTE` (run, then complete the lease),
+ * `SEAWALL_IDEM_REPLAY` (return the record), `SEAWALL_IDEM_IN_PROGRESS` (with a waiter, or
+ * refused at once in reject mode) or `SEAWALL_IDEM_MISMATCH`. All four are `SEAWALL_OK`:
+ * they are answers, not failures. Never blocks on other callers.
+ *
+ * `key` is `key_len` bytes of UTF-8, 1 to 255 of them (not NUL-terminated; a NUL byte is
+ * part of the key). `fingerprint_payload` is the canonical request payload
+ * (`fingerprint_len` bytes), hashed with SHA-256 by the core: the same key with another
+ * payload is a mismatch. NULL (with 0) means no fingerprint, which matches only itself;
+ * a non-NULL pointer with length 0 is the fingerprint of an empty payload, a different one.
+ *
+ * Errors: `SEAWALL_E_INVALID_ARGUMENT` for a NULL argument, an empty key, a key over 255
+ * bytes or not UTF-8 (the message names the length or the offset of the bad byte);
+ * `SEAWALL_E_STORE_UNAVAILABLE` when the store cannot take the claim (full of live
+ * leases), unless `on_store_error = "run"`, which returns an unprotected
+ * `SEAWALL_IDEM_EXECUTE` instead.
+ *
+ * # Safety
+ * `cache` must be NULL or a live cache; `key` NULL or valid for reading `key_len` bytes;
+ * `fingerprint_payload` NULL or valid for reading `fingerprint_len` bytes; `out` NULL or
+ * valid for writing.
+ */
+enum seawall_status seawall_idem_begin(const struct seawall_idem_cache *cache,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *fingerprint_payload,
+                                       size_t fingerprint_len,
+                                       struct seawall_idem_begin_result *out);
+
+/**
+ * `seawall_idem_begin`, then, if another owner holds the key, blocks the calling thread
+ * until the caller may go on (woken by the owner's completion or release, or by the
+ * lease's expiry on the cache's clock; never by polling): `SEAWALL_OK` with
+ * `SEAWALL_IDEM_EXECUTE` or `SEAWALL_IDEM_REPLAY`. What a synchronous service calls.
+ *
+ * Refusals are statuses: `SEAWALL_E_IDEMPOTENCY_MISMATCH` (outcome
+ * `SEAWALL_IDEM_MISMATCH`), `SEAWALL_E_IDEMPOTENCY_IN_PROGRESS` (outcome
+ * `SEAWALL_IDEM_IN_PROGRESS`, with `retry_after_ms`) when rejecting duplicates or when
+ * `wait_timeout` passed first, and the errors of `seawall_idem_begin`. The wait has no
+ * other bound: with a manual clock, it lasts until another thread advances the clock far
+ * enough. To bound it in real time or cancel it, use `seawall_idem_begin` and
+ * `seawall_idem_waiter_wait` instead.
+ *
+ * # Safety
+ * As for `seawall_idem_begin`.
+ */
+enum seawall_status seawall_idem_acquire(const struct seawall_idem_cache *cache,
+                                         const uint8_t *key,
+                                         size_t key_len,
+                                         const uint8_t *fingerprint_payload,
+                                         size_t fingerprint_len,
+                                         struct seawall_idem_begin_result *out);
+
+/**
+ * Fills `out_info` with the lease's key, token, expiry and flags.
+ *
+ * # Safety
+ * `lease` must be NULL or a live lease; `out_info` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_lease_get_info(const struct seawall_idem_lease *lease,
+                                                struct seawall_idem_lease_info *out_info);
+
+/**
+ * Frees a lease handle. An unfinished lease is not released: it is left to expire
+ * (outcome unknown). `seawall_idem_lease_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `lease` must be NULL or a live lease, not used afterwards (by any thread).
+ */
+void seawall_idem_lease_free(struct seawall_idem_lease *lease);
+
+/**
+ * Stores the operation's result for `ttl` (default 24 h): `result_len` bytes (copied;
+ * NULL only with 0) with `content_type` (NUL-terminated UTF-8; NULL: `""`). Every
+ * duplicate from now on gets this record; so does the caller, through `*out_record` when
+ * `out_record` is not NULL (free it), so that it returns exactly what they will get.
+ *
+ * Errors: `SEAWALL_E_LEASE_LOST` when the lease no longer holds the key (it expired,
+ * another owner took over, or it was already completed or released; the message says
+ * which); `SEAWALL_E_INVALID_ARGUMENT` for a result over `max_result_bytes` (nothing is
+ * stored and the key is released, so a retry runs at once); `SEAWALL_E_STORE_UNAVAILABLE`
+ * when the store cannot take it (the key is released). `*out_record` is NULL on failure.
+ * The lease handle still needs `seawall_idem_lease_free` either way.
+ *
+ * # Safety
+ * `cache` and `lease` must be NULL or live; `result` NULL or valid for reading
+ * `result_len` bytes; `content_type` NULL or NUL-terminated; `out_record` NULL or valid
+ * for writing a pointer.
+ */
+enum seawall_status seawall_idem_complete(const struct seawall_idem_cache *cache,
+                                          const struct seawall_idem_lease *lease,
+                                          const uint8_t *result,
+                                          size_t result_len,
+                                          const char *content_type,
+                                          struct seawall_idem_record **out_record);
+
+/**
+ * `seawall_idem_complete` with a full output: result, content type and metadata pairs
+ * (e.g. the HTTP status and headers a replay must send again).
+ *
+ * # Safety
+ * `cache` and `lease` must be NULL or live; `output` NULL or valid, with its pointers
+ * valid as documented on `seawall_idem_output`; `out_record` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_complete_output(const struct seawall_idem_cache *cache,
+                                                 const struct seawall_idem_lease *lease,
+                                                 const struct seawall_idem_output *output,
+                                                 struct seawall_idem_record **out_record);
+
+/**
+ * The operation failed (before any side effect, or safely retryable). With the
+ * `cache_errors` option and an `error` output (the serialised error), the error is
+ * stored as the key's result, marked as an error, and `*out_record` (when `out_record`
+ * is not NULL) receives it; otherwise the claim is released so a retry runs the
+ * operation again, and `*out_record` is NULL. The policy is the core's: call this
+ * whenever the operation fails. Errors as for `seawall_idem_release` (or
+ * `seawall_idem_complete` when storing).
+ *
+ * For a failure after side effects that may have happened, call `seawall_idem_abandon`
+ * instead.
+ *
+ * # Safety
+ * `cache` and `lease` must be NULL or live; `error` NULL or valid as documented on
+ * `seawall_idem_output`; `out_record` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_idem_fail(const struct seawall_idem_cache *cache,
+                                      const struct seawall_idem_lease *lease,
+                                      const struct seawall_idem_output *error,
+                                      struct seawall_idem_record **out_record);
+
+/**
+ * Deletes the claim so that a retry may run the operation (a waiting duplicate takes
+ * over at once). `SEAWALL_E_LEASE_LOST` when the lease no longer holds the key.
+ *
+ * # Safety
+ * `cache` and `lease` must be NULL or live.
+ */
+enum seawall_status seawall_idem_release(const struct seawall_idem_cache *cache,
+                                         const struct seawall_idem_lease *lease);
+
+/**
+ * Extends a long-running claim to a full lease duration from now. `*out_remaining_ms`
+ * (when not NULL) receives the time until the renewed lease expires, in whole ms
+ * (rounded down). `SEAWALL_E_LEASE_LOST` when it already expired or was taken over.
+ *
+ * # Safety
+ * `cache` and `lease` must be NULL or live; `out_remaining_ms` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_renew(const struct seawall_idem_cache *cache,
+                                       const struct seawall_idem_lease *lease,
+                                       uint64_t *out_remaining_ms);
+
+/**
+ * "Outcome unknown": the operation failed after side effects that may have happened.
+ * Keeps the claim until its lease expires, so duplicates are held off until then and one
+ * of them runs afterwards. Changes nothing in the store (counted in the stats).
+ *
+ * # Safety
+ * `cache` and `lease` must be NULL or live.
+ */
+enum seawall_status seawall_idem_abandon(const struct seawall_idem_cache *cache,
+                                         const struct seawall_idem_lease *lease);
+
+/**
+ * Looks at a waiter without blocking, after applying what time has made due (the
+ * owner's lease expired: try to take over; the wait timed out).
+ *
+ * `SEAWALL_OK` with `SEAWALL_IDEM_PENDING` (still waiting: `retry_after_ms`,
+ * `timeout_in_ms`), `SEAWALL_IDEM_EXECUTE` (this caller now owns the key: `lease`),
+ * `SEAWALL_IDEM_REPLAY` (`record`) or `SEAWALL_IDEM_TAKEN` (handed over before). A
+ * resolution that is an error is returned once as its status:
+ * `SEAWALL_E_IDEMPOTENCY_IN_PROGRESS` (still in progress at `wait_timeout`),
+ * `SEAWALL_E_IDEMPOTENCY_MISMATCH`, `SEAWALL_E_CANCELLED` (the waiter was cancelled),
+ * `SEAWALL_E_STORE_UNAVAILABLE`.
+ *
+ * # Safety
+ * `waiter` must be NULL or a live waiter; `out` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_waiter_poll(const struct seawall_idem_waiter *waiter,
+                                             struct seawall_idem_begin_result *out);
+
+/**
+ * Blocks until the waiter is resolved or `timeout_ms` milliseconds of real time have
+ * passed, whichever is first (`INFINITY`: no real-time bound; the wait still ends at
+ * `wait_timeout` on the cache's clock). Woken by the resolution itself, not by polling.
+ * Returns as `seawall_idem_waiter_poll` does; `SEAWALL_IDEM_PENDING` when `timeout_ms`
+ * passed first (the waiter goes on waiting: call again, or cancel it). A negative or NaN
+ * `timeout_ms` is `SEAWALL_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `waiter` must be NULL or a live waiter; `out` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_waiter_wait(const struct seawall_idem_waiter *waiter,
+                                             double timeout_ms,
+                                             struct seawall_idem_begin_result *out);
+
+/**
+ * Stops waiting: the waiter resolves with `SEAWALL_E_CANCELLED` (a blocked
+ * `seawall_idem_waiter_wait` returns it; an `_on_done` callback receives it). No effect
+ * once resolved.
+ *
+ * # Safety
+ * `waiter` must be NULL or a live waiter.
+ */
+enum seawall_status seawall_idem_waiter_cancel(const struct seawall_idem_waiter *waiter);
+
+/**
+ * Registers `callback` to receive the waiter's outcome once, for event loops that must
+ * not block: on the thread that resolves the waiter (the owner's thread calling
+ * `seawall_idem_complete` or `_release`; seawall's timer thread at a lease expiry or a
+ * wait timeout on the system clock; the thread calling `seawall_clock_advance_ms` on a
+ * manual clock; the thread cancelling or freeing the waiter), outside seawall's locks, or
+ * right here if the waiter is already resolved. Hop back to your loop from it (write to
+ * an eventfd or a pipe) and keep it short: it may run on the shared timer thread.
+ * Replaces a callback registered before. Freeing the waiter before it resolves cancels
+ * it: the callback then runs with `SEAWALL_E_CANCELLED` inside
+ * `seawall_idem_waiter_free`. `user_data` must stay valid until the callback has run.
+ *
+ * # Safety
+ * `waiter` must be NULL or a live waiter; `callback` safe to call from any thread with
+ * `user_data`.
+ */
+enum seawall_status seawall_idem_waiter_on_done(const struct seawall_idem_waiter *waiter,
+                                                seawall_idem_done_fn callback,
+                                                void *user_data);
+
+/**
+ * Frees a waiter. One still waiting is cancelled first (its `_on_done` callback, if any,
+ * runs with `SEAWALL_E_CANCELLED`); one that had been handed the key but whose lease was
+ * never taken out releases the key, so the next duplicate can run.
+ * `seawall_idem_waiter_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `waiter` must be NULL or a live waiter, not used afterwards (by any thread).
+ */
+void seawall_idem_waiter_free(struct seawall_idem_waiter *waiter);
+
+/**
+ * The key state's name: `"absent"`, `"in_progress"`, `"completed"`, or `"unknown"`.
+ * Static.
+ */
+const char *seawall_idem_key_state_name(seawall_idem_key_state state);
+
+/**
+ * What `key` holds, changing nothing (no claim, no LRU touch). When `out_record` is not
+ * NULL it receives the record of a completed key (free it), NULL otherwise. Key errors as
+ * for `seawall_idem_begin`.
+ *
+ * # Safety
+ * `cache` must be NULL or a live cache; `key` NULL or valid for reading `key_len` bytes;
+ * `out_state` NULL or valid for writing; `out_record` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_idem_peek(const struct seawall_idem_cache *cache,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      enum seawall_idem_key_state *out_state,
+                                      struct seawall_idem_record **out_record);
+
+/**
+ * Fills `out_stats` with the cache's counts.
+ *
+ * # Safety
+ * `cache` must be NULL or a live cache; `out_stats` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_cache_stats(const struct seawall_idem_cache *cache,
+                                             struct seawall_idem_stats *out_stats);
+
+/**
+ * Asks the breaker for a permit.
+ *
+ * `SEAWALL_OK`: `*out_permit` is a permit; record one outcome on it and free it.
+ * `SEAWALL_E_BREAKER_OPEN`: the call is refused, `*out_permit` is set to NULL and, when
+ * `out_rejection` is not NULL, it is filled with the refusing state and `retry_after_ms`
+ * (`out_rejection` is written only on a refusal). Rejections are counted in the snapshot.
+ *
+ * # Safety
+ * `breaker` must be NULL or a live breaker; `out_permit` NULL or valid for writing a
+ * pointer; `out_rejection` NULL or valid for writing.
+ */
+enum seawall_status seawall_breaker_try_acquire(struct seawall_breaker *breaker,
+                                                struct seawall_permit **out_permit,
+                                                struct seawall_rejection *out_rejection);
+
+/**
+ * Records that the call succeeded after `duration_ms` milliseconds (pass 0 when
+ * `seawall_breaker_needs_duration` says no duration is needed).
+ * `SEAWALL_E_PERMIT_CONSUMED` when an outcome was already recorded or the permit cancelled.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit.
+ */
+enum seawall_status seawall_permit_success(struct seawall_permit *permit, uint64_t duration_ms);
+
+/**
+ * Records that the call failed after `duration_ms` milliseconds.
+ * `SEAWALL_E_PERMIT_CONSUMED` when an outcome was already recorded or the permit cancelled.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit.
+ */
+enum seawall_status seawall_permit_failure(struct seawall_permit *permit, uint64_t duration_ms);
+
+/**
+ * Records that the call timed out after `duration_ms` milliseconds: a failure that is also
+ * counted in `timeouts`. `SEAWALL_E_PERMIT_CONSUMED` as for the other outcomes.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit.
+ */
+enum seawall_status seawall_permit_timeout(struct seawall_permit *permit, uint64_t duration_ms);
+
+/**
+ * Records that the call ended with an error the caller excludes: counted only in
+ * `ignored` (frees a half-open slot, counts toward neither closing nor opening).
+ * `SEAWALL_E_PERMIT_CONSUMED` as for the other outcomes.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit.
+ */
+enum seawall_status seawall_permit_ignore(struct seawall_permit *permit);
+
+/**
+ * Cancels the call without freeing the permit: frees its half-open slot and counts
+ * nowhere (what `seawall_permit_free` does to a permit without an outcome).
+ * `SEAWALL_E_PERMIT_CONSUMED` when an outcome was already recorded or it was cancelled.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit.
+ */
+enum seawall_status seawall_permit_cancel(struct seawall_permit *permit);
+
+/**
+ * Whether this permit is a half-open probe.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit; `out_is_probe` NULL or valid for writing.
+ */
+enum seawall_status seawall_permit_is_probe(const struct seawall_permit *permit,
+                                            bool *out_is_probe);
+
+/**
+ * Frees a permit. A permit freed without an outcome is a cancellation: it frees its
+ * half-open slot and counts nowhere. `seawall_permit_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `permit` must be NULL or a live permit, not used afterwards (by any thread).
+ */
+void seawall_permit_free(struct seawall_permit *permit);
+
+/**
+ * The result bytes: `*out_data` points to `*out_len` bytes owned by the record, valid
+ * until `seawall_idem_record_free` (never NULL, even for an empty result).
+ *
+ * # Safety
+ * `record` must be NULL or a live record; `out_data` and `out_len` NULL or valid for
+ * writing.
+ */
+enum seawall_status seawall_idem_record_result(const struct seawall_idem_record *record,
+                                               const uint8_t **out_data,
+                                               size_t *out_len);
+
+/**
+ * The content type (`""` when none was given), NUL-terminated, owned by the record and
+ * valid until `seawall_idem_record_free`. `*out_len` (when `out_len` is not NULL)
+ * receives its length in bytes, without the NUL.
+ *
+ * # Safety
+ * `record` must be NULL or a live record; `out_text` NULL or valid for writing;
+ * `out_len` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_record_content_type(const struct seawall_idem_record *record,
+                                                     const char **out_text,
+                                                     size_t *out_len);
+
+/**
+ * The number of metadata pairs (e.g. an HTTP status and headers), in the order they were
+ * stored, duplicates kept.
+ *
+ * # Safety
+ * `record` must be NULL or a live record; `out_count` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_record_metadata_count(const struct seawall_idem_record *record,
+                                                       size_t *out_count);
+
+/**
+ * Metadata pair `index` (0-based): name and value, NUL-terminated, owned by the record
+ * and valid until `seawall_idem_record_free`. The lengths (without the NUL) go to
+ * `out_name_len` / `out_value_len` when those are not NULL. An index past the last pair
+ * is `SEAWALL_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `record` must be NULL or a live record; `out_name` and `out_value` NULL or valid for
+ * writing; the length pointers NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_record_metadata_get(const struct seawall_idem_record *record,
+                                                     size_t index,
+                                                     const char **out_name,
+                                                     size_t *out_name_len,
+                                                     const char **out_value,
+                                                     size_t *out_value_len);
+
+/**
+ * Fills `out_info` with the record's token, times, error flag and fingerprint.
+ *
+ * # Safety
+ * `record` must be NULL or a live record; `out_info` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_record_get_info(const struct seawall_idem_record *record,
+                                                 struct seawall_idem_record_info *out_info);
+
+/**
+ * Frees a record handle. `seawall_idem_record_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `record` must be NULL or a live record, not used afterwards (by any thread).
+ */
+void seawall_idem_record_free(struct seawall_idem_record *record);
+
+/**
+ * Frees bytes the library handed out and sets `bytes` to `{NULL, 0}`. Freeing `{NULL, 0}`
+ * (or passing NULL) does nothing, so freeing twice is harmless.
+ *
+ * # Safety
+ * `bytes` must be NULL or point to a `seawall_bytes` that is `{NULL, 0}` or was filled by
+ * seawall and not changed since.
+ */
+void seawall_bytes_free(struct seawall_bytes *bytes);
+
+/**
+ * Encodes a record in the version-1 record format (`docs/idempotency.md`), the bytes
+ * every language reads: store them anywhere, and `seawall_idem_record_decode` (or the
+ * Python, Node or Rust decoder) gives the record back. `*out` receives bytes owned by the
+ * library: free them with `seawall_bytes_free`.
+ *
+ * # Safety
+ * `record` must be NULL or a live record; `out` NULL or valid for writing.
+ */
+enum seawall_status seawall_idem_record_encode(const struct seawall_idem_record *record,
+                                               struct seawall_bytes *out);
+
+/**
+ * Decodes `len` bytes written by `seawall_idem_record_encode` (or any language's
+ * encoder) into a new record handle. Refused with `SEAWALL_E_INVALID_ARGUMENT` and a
+ * message saying why: not a seawall record, another format version, unknown flags,
+ * truncated (naming the field and offset), trailing bytes, text that is not UTF-8.
+ *
+ * # Safety
+ * `data` must be NULL (only with `len` 0) or valid for reading `len` bytes;
+ * `out_record` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_idem_record_decode(const uint8_t *data,
+                                               size_t len,
+                                               struct seawall_idem_record **out_record);
+
+/**
+ * Creates a registry that reads `clock` (check times and intervals; NULL: the system
+ * clock) and keeps at most `max_breakers` breakers (0: the default, 10 000). Past the
+ * bound, the breakers used least recently are forgotten by the registry (handles to them
+ * keep working; the registry stops reporting them), so per-tenant or per-host names
+ * cannot grow memory without bound.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out_registry` NULL or valid for writing.
+ */
+enum seawall_status seawall_registry_new(const struct seawall_clock *clock,
+                                         size_t max_breakers,
+                                         struct seawall_registry **out_registry);
+
+/**
+ * Frees a registry. Breaker handles from it keep working. Checks are no longer run; a
+ * check running at this moment (or hanging) finishes on its own thread, and the checks'
+ * `free_user_data` are called after it returns (at once when none is running). Does not
+ * wait for a hanging check. `seawall_registry_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `registry` must be NULL or a live registry that no other thread is using, not used
+ * afterwards.
+ */
+void seawall_registry_free(struct seawall_registry *registry);
+
+/**
+ * Gets the breaker named `name`, or creates it from `config` (copied; NULL: every
+ * default, on the registry's clock). An existing breaker keeps its own configuration
+ * (`config` is then ignored). `*out_breaker` receives a new handle to the shared breaker:
+ * every handle for one name (from any thread) is the same breaker; each handle is the
+ * caller's to free with `seawall_breaker_free` (which leaves the breaker in the
+ * registry). With a `config`, the breaker reads the configuration's clock
+ * (`seawall_breaker_config_set_clock`). Mark a breaker whose failure should only degrade
+ * the service with `seawall_breaker_config_set_bool(config, "critical", false)`.
+ *
+ * `SEAWALL_E_CONFIG` for an empty name or a configuration the core refuses;
+ * `SEAWALL_E_INVALID_ARGUMENT` for a NULL or non-UTF-8 name.
+ *
+ * # Safety
+ * `registry` must be NULL or live; `name` NULL or NUL-terminated; `config` NULL or a live
+ * configuration; `out_breaker` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_registry_breaker(const struct seawall_registry *registry,
+                                             const char *name,
+                                             const struct seawall_breaker_config *config,
+                                             struct seawall_breaker **out_breaker);
+
+/**
+ * Forgets the breaker named `name` (handles to it keep working). `*out_removed` (when
+ * not NULL) says whether there was one.
+ *
+ * # Safety
+ * `registry` must be NULL or live; `name` NULL or NUL-terminated; `out_removed` NULL or
+ * valid for writing.
+ */
+enum seawall_status seawall_registry_remove_breaker(const struct seawall_registry *registry,
+                                                    const char *name,
+                                                    bool *out_removed);
+
+/**
+ * Registers (or replaces) the health check `name`: `check(user_data, message,
+ * message_size)` is run by `seawall_registry_health` (and `_health_json`) when it has not
+ * run within `interval_ms` (0: on every call), bounded by `timeout_ms`. A check that fails
+ * or runs out of time makes the service `down` when `critical`, else `degraded`.
+ * `timeout_ms` and `interval_ms` are checked by the core (`SEAWALL_E_CONFIG` naming
+ * `timeout` or `interval` for a negative, NaN or infinite value, or a zero timeout).
+ *
+ * Threads: each run happens on a short-lived thread seawall starts for it (named
+ * `seawall-check-NAME`), never on the caller's, so that a hanging check cannot hang
+ * `seawall_registry_health`: the caller waits for the due checks, in parallel, for at
+ * most the longest of their timeouts, and a run still going then counts as failed
+ * ("timed out after N ms"). Its thread keeps running until the function returns; no new
+ * run of that check starts meanwhile (the check fails with "the previous run has not
+ * returned"). Different checks may run at the same time; one check never runs twice at
+ * once. A check may call any seawall function.
+ *
+ * `user_data` must stay valid until `free_user_data(user_data)` is called (when
+ * `free_user_data` is not NULL): exactly once, from the thread that lets go of the check
+ * last, after the check was replaced or removed and its last run returned, or after
+ * `seawall_registry_free` and the return of every run still in progress in the registry
+ * (a run holds the registry's checks): with a hanging check, that may be long after
+ * `seawall_registry_free`. Without `free_user_data`, keep `user_data` valid for as long
+ * as the process may run the check.
+ *
+ * # Safety
+ * `registry` must be NULL or live; `name` NULL or NUL-terminated; `check` and
+ * `free_user_data` safe to call from any thread with `user_data`.
+ */
+enum seawall_status seawall_registry_add_check(const struct seawall_registry *registry,
+                                               const char *name,
+                                               seawall_check_fn check,
+                                               void *user_data,
+                                               double timeout_ms,
+                                               double interval_ms,
+                                               bool critical,
+                                               seawall_free_fn free_user_data);
+
+/**
+ * Removes the check `name`. `*out_removed` (when not NULL) says whether there was one. A
+ * run in progress finishes on its thread; `free_user_data` is called after it.
+ *
+ * # Safety
+ * `registry` must be NULL or live; `name` NULL or NUL-terminated; `out_removed` NULL or
+ * valid for writing.
+ */
+enum seawall_status seawall_registry_remove_check(const struct seawall_registry *registry,
+                                                  const char *name,
+                                                  bool *out_removed);
+
+/**
+ * The status's name: `"ok"`, `"degraded"`, `"down"`, or `"unknown"`. Static.
+ */
+const char *seawall_health_status_name(seawall_health_status status);
+
+/**
+ * Runs the checks that are due (see `seawall_registry_add_check`; never longer than the
+ * longest due check's timeout) and sets `*out_status`: `SEAWALL_HEALTH_DOWN` when a
+ * critical check fails or a critical breaker is open (or forced open),
+ * `SEAWALL_HEALTH_DEGRADED` when only non-critical ones do, else `SEAWALL_HEALTH_OK`.
+ * The detail per check and breaker is in `seawall_registry_health_json`.
+ *
+ * # Safety
+ * `registry` must be NULL or live; `out_status` NULL or valid for writing.
+ */
+enum seawall_status seawall_registry_health(const struct seawall_registry *registry,
+                                            enum seawall_health_status *out_status);
+
+/**
+ * Writes every metric of the registry's breakers and health in the Prometheus text
+ * exposition format (version 0.0.4, the same names, labels and help text as every
+ * language: `seawall_breaker_state`, `seawall_breaker_calls_total{outcome=...}`,
+ * `seawall_breaker_transitions_total`, `seawall_health_status`, ...) into `buf`, `len`
+ * bytes, NUL-terminated: what a `/metrics` endpoint serves (`Content-Type: text/plain;
+ * version=0.0.4`). Runs no check (health lines show the last results).
+ *
+ * `*out_needed` (when not NULL) receives the size the text needs, NUL included. A buffer
+ * that is too small (or NULL) is `SEAWALL_E_INVALID_ARGUMENT` with `*out_needed > len`
+ * (and `buf` holds `""` when `len` > 0): grow it and call again (the text may have grown
+ * in between, so loop).
+ *
+ * # Safety
+ * `registry` must be NULL or live; `buf` NULL or valid for writing `len` bytes;
+ * `out_needed` NULL or valid for writing.
+ */
+enum seawall_status seawall_registry_prometheus(const struct seawall_registry *registry,
+                                                char *buf,
+                                                size_t len,
+                                                size_t *out_needed);
+
+/**
+ * Runs the due checks (as `seawall_registry_health`), then writes the health report as
+ * JSON into `buf` (what a `/health` endpoint serves; answer 503 when the status is
+ * `down`): `{"status": "ok" | "degraded" | "down", "checks": {NAME: {"kind": "check" |
+ * "breaker", "ok", "critical", "status", "error", "checked_at_ms", "last_ok_at_ms",
+ * "duration_ms"}}}`, the same shape in every language. Buffer rules as for
+ * `seawall_registry_prometheus`; calling again with a larger buffer reuses check results
+ * within their interval.
+ *
+ * # Safety
+ * As for `seawall_registry_prometheus`.
+ */
+enum seawall_status seawall_registry_health_json(const struct seawall_registry *registry,
+                                                 char *buf,
+                                                 size_t len,
+                                                 size_t *out_needed);
+
+/**
+ * Writes everything as JSON into `buf`: `{"breakers": {NAME: snapshot}, "health":
+ * report}` (durations in ms; the same shape in every language). Runs no check. Buffer
+ * rules as for `seawall_registry_prometheus`.
+ *
+ * # Safety
+ * As for `seawall_registry_prometheus`.
+ */
+enum seawall_status seawall_registry_snapshot_json(const struct seawall_registry *registry,
+                                                   char *buf,
+                                                   size_t len,
+                                                   size_t *out_needed);
 
 /**
  * The message of the last failure on the calling thread.

@@ -9,7 +9,16 @@
 #   conformance.c  every tests/conformance/breaker/*.json scenario
 #   conformance_deadline.c  every tests/conformance/deadline/*.json scenario
 #   threads.c      8 threads on one breaker (run 10 times)
+#   idempotency.c  the contract of the seawall_idem_* API (waiters, callbacks, record format)
+#   conformance_idempotency.c  every tests/conformance/idempotency/*.json scenario
+#   idempotency_threads.c  8 threads racing on the same keys, with and without crashing
+#                  owners (run 5 times)
+#   registry.c     registry, health checks (incl. a hanging one), Prometheus counts after
+#                  8 threads x 5000 calls, buffer rules
+#   bench_idempotency.c  per-call cost of a replayed begin and a fresh begin + complete
+#                  beside a bare call (printed; fails only when a call misbehaves)
 #   examples/c/breaker.c, examples/c/deadline.c (a poll() bounded by a deadline),
+#   examples/c/idempotency.c (a retried charge runs once),
 #   examples/demo/demo.c (its output must equal the Rust demo's)
 #   the example linked statically against libseawall.a
 # Every step runs; the last line is "c: N passed, M failed"; the exit status is non-zero
@@ -64,6 +73,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/seawall-c-build.XXXXXX")"
 temp_dirs+=("$work")
 cp bindings/c/tests/*.c bindings/c/tests/*.h examples/c/breaker.c examples/demo/demo.c "$work/"
 cp examples/c/deadline.c "$work/example_deadline.c" # tests/deadline.c has the same name
+cp examples/c/idempotency.c "$work/example_idempotency.c" # so has tests/idempotency.c
 cd "$work"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
@@ -101,8 +111,14 @@ build_all() {
     build conformance conformance.c $(pkg-config --cflags --libs libcjson) -lm &&
     build conformance_deadline conformance_deadline.c $(pkg-config --cflags --libs libcjson) -lm &&
     build threads threads.c -pthread &&
+    build idempotency idempotency.c -pthread -lm &&
+    build conformance_idempotency conformance_idempotency.c $(pkg-config --cflags --libs libcjson) -lm &&
+    build idempotency_threads idempotency_threads.c -pthread &&
+    build registry registry.c -pthread &&
+    build bench_idempotency bench_idempotency.c &&
     build breaker breaker.c &&
     build example_deadline example_deadline.c &&
+    build example_idempotency example_idempotency.c &&
     build demo demo.c
 }
 step "compile tests and examples (gcc ${CFLAGS[*]}, pkg-config seawall $version)" build_all
@@ -139,6 +155,33 @@ threads_10() {
 }
 step "threads (10 runs)" threads_10
 
+step "idempotency" timeout 60 ./idempotency
+step "conformance (idempotency scenarios)" ./conformance_idempotency "$repo/tests/conformance/idempotency"
+
+idempotency_threads_5() {
+  local i
+  for i in $(seq 1 5); do
+    echo "run $i/5"
+    timeout 120 ./idempotency_threads || return 1
+  done
+}
+step "idempotency threads (5 runs)" idempotency_threads_5
+
+registry_test() {
+  timeout 60 ./registry metrics.txt || return 1
+  # Every line of the exposition is a comment (# HELP / # TYPE) or a sample "name{labels} value".
+  local bad
+  bad=$(grep -Ev '^# (HELP|TYPE) seawall_[a-z_]+ .+$|^seawall_[a-z_]+(\{[^}]*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$' metrics.txt || true)
+  if [ -n "$bad" ]; then
+    echo "lines that are not Prometheus text format:"
+    echo "$bad"
+    return 1
+  fi
+  echo "$(grep -vc '^#' metrics.txt) samples in the exposition, all well-formed"
+}
+step "registry" registry_test
+step "bench: idempotency per-call cost (memory store, system clock)" timeout 120 ./bench_idempotency
+
 example() {
   local out
   out=$(./breaker) || return 1
@@ -155,6 +198,18 @@ example_deadline() {
     grep -qx "poll: woken by the cancel token (deadline_exceeded), request budget left: yes" <<<"$out"
 }
 step "examples/c/deadline.c" example_deadline
+
+example_idempotency() {
+  local out
+  out=$(timeout 30 ./example_idempotency) || return 1
+  echo "$out"
+  grep -qx 'failed before charging -> 503 (key released)' <<<"$out" &&
+    grep -qx 'executed -> 201 {"charge":"ch_1","request":{"amount":100}}' <<<"$out" &&
+    [ "$(grep -cx 'replayed -> 201 {"charge":"ch_1","request":{"amount":100}}' <<<"$out")" = 2 ] &&
+    grep -qx 'key key-1, other body -> 422 (SEAWALL_IDEMPOTENCY_MISMATCH)' <<<"$out" &&
+    grep -qx 'charges: 1; executed 2, replayed 2, released 1, mismatched 1' <<<"$out"
+}
+step "examples/c/idempotency.c" example_idempotency
 
 docs_snippets() { # the helpers docs/c.md shows (blocks after "<!-- compiled by scripts/test-c.sh -->") compile
   {

@@ -85,6 +85,18 @@ impl Drop for seawall_breaker {
     }
 }
 
+impl seawall_breaker {
+    /// A new C handle to a core breaker (shared with every other handle to it).
+    pub(crate) fn from_core(inner: CircuitBreaker) -> Self {
+        let name = Arc::from(to_cstring(inner.name()).into_boxed_c_str());
+        Self {
+            inner,
+            name,
+            listeners: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// A point-in-time view of a breaker (`seawall_breaker_snapshot`).
 #[allow(non_camel_case_types)]
 #[repr(C)]
@@ -150,15 +162,10 @@ pub unsafe extern "C" fn seawall_breaker_new(
             return Err(crate::status::null("out_breaker"));
         }
         let inner = CircuitBreaker::new(c.inner.clone())?;
-        let name = Arc::from(to_cstring(inner.name()).into_boxed_c_str());
         put_box(
             out_breaker,
             "out_breaker",
-            seawall_breaker {
-                inner,
-                name,
-                listeners: Mutex::new(Vec::new()),
-            },
+            seawall_breaker::from_core(inner),
         )
     })
 }

@@ -162,7 +162,13 @@ impl Drop for seawall_cancel_token {
     fn drop(&mut self) {
         // A timer set with `cancel_at` may still hold the core token: make sure it can no
         // longer call back into C with user data the caller is about to free.
-        let live = std::mem::take(&mut self.callbacks.get_mut().unwrap_or_else(|e| e.into_inner()).live);
+        let live = std::mem::take(
+            &mut self
+                .callbacks
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .live,
+        );
         for (_, (id, reg)) in live {
             self.inner.remove(id);
             reg.withdraw();

@@ -33,7 +33,7 @@ unsafe fn new_clock(clock: seawall_clock, out: *mut *mut seawall_clock) -> seawa
 
 /// The process's one system clock: every `seawall_system_clock_new` handle refers to it, so
 /// deadlines made from different handles are on the same clock (and can be compared).
-fn system_clock() -> SharedClock {
+pub(crate) fn system_clock() -> SharedClock {
     static SYSTEM: OnceLock<SharedClock> = OnceLock::new();
     SYSTEM.get_or_init(SystemClock::shared).clone()
 }

@@ -17,7 +17,7 @@ pub struct seawall_breaker_config {
 }
 
 /// C spells options in snake case, and a bare number for a duration means milliseconds.
-const C_STYLE: Style = Style {
+pub(crate) const C_STYLE: Style = Style {
     naming: Naming::Snake,
     unit: DurationUnit::Millis,
 };
@@ -114,8 +114,9 @@ pub unsafe extern "C" fn seawall_breaker_config_set_str(
     })
 }
 
-/// Sets an option to a boolean. No breaker option is boolean today, so this is refused
-/// with `SEAWALL_E_CONFIG` (wrong type); it exists so that every value a configuration file
+/// Sets a boolean option: `critical` (default true: when this breaker is open, a
+/// registry's health is `down`; false: only `degraded`). A boolean for any other option is
+/// refused with `SEAWALL_E_CONFIG` (wrong type), so that every value a configuration file
 /// can hold reaches the core's checks.
 ///
 /// # Safety

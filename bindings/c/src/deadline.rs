@@ -33,8 +33,15 @@ pub(crate) fn ms_f64(d: Duration) -> f64 {
 
 /// A duration argument in (fractional) milliseconds, through the core's checks: the error
 /// names the argument and the value.
-fn millis_arg(name: &str, ms: f64) -> Result<Duration, Error> {
-    duration_arg_styled(name, &ConfigValue::Float(ms), Style { naming: Naming::Snake, unit: DurationUnit::Millis })
+pub(crate) fn millis_arg(name: &str, ms: f64) -> Result<Duration, Error> {
+    duration_arg_styled(
+        name,
+        &ConfigValue::Float(ms),
+        Style {
+            naming: Naming::Snake,
+            unit: DurationUnit::Millis,
+        },
+    )
 }
 
 /// Copies `s` and a NUL into `buf` of `len` bytes; `InvalidArgument` naming `buf` when it is
@@ -64,7 +71,7 @@ unsafe fn write_text(buf: *mut c_char, len: usize, s: &str) -> Result<(), Error>
 /// Creates the deadline `ms` milliseconds from now on `clock` (a manual clock in tests).
 /// `ms` may be fractional (`0.25` is 250 µs) and 0 (already expired). A negative, NaN or
 /// infinite `ms` is `SEAWALL_E_INVALID_ARGUMENT`, with a message naming the argument and
-/// the value (e.g. `invalid argument: ms = -1ms: must not be negative`): a bad value never
+/// the value (e.g. `invalid argument: ms = -1.0ms: must not be negative`): a bad value never
 /// becomes an infinite deadline. Free the deadline with `seawall_deadline_free`.
 ///
 /// # Safety

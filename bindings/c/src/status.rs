@@ -306,7 +306,8 @@ pub extern "C" fn seawall_status_name(status: StatusArg) -> *const c_char {
     static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
     guard_ptr(
         || {
-            let names = NAMES.get_or_init(|| ALL_STATUSES.iter().map(|s| to_cstring(s.name())).collect());
+            let names =
+                NAMES.get_or_init(|| ALL_STATUSES.iter().map(|s| to_cstring(s.name())).collect());
             match ALL_STATUSES.iter().position(|s| *s as c_int == status) {
                 Some(i) => names[i].as_ptr(),
                 None => cstr!("SEAWALL_UNKNOWN"),
@@ -350,7 +351,11 @@ mod tests {
         // this checks what the table derives, status by status.
         // TODO(core): with an `ErrorCode::ALL` in the core this could also iterate the
         // core's codes at run time instead of relying on the exhaustive match alone.
-        assert_eq!(ALL_STATUSES.len(), 12, "a status was added: extend the C tests too");
+        assert_eq!(
+            ALL_STATUSES.len(),
+            12,
+            "a status was added: extend the C tests too"
+        );
         let mut seen = std::collections::HashSet::new();
         for &s in ALL_STATUSES {
             assert!(seen.insert(s as c_int), "{s:?} appears twice");

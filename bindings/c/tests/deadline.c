@@ -174,7 +174,7 @@ static void bad_durations(void) {
     CHECK_OK(seawall_manual_clock_new(&clock));
 
     CHECK_STATUS(seawall_deadline_after_ms(clock, -1, &untouched), SEAWALL_E_INVALID_ARGUMENT);
-    CHECK_CONTAINS(seawall_last_error(), "ms = -1ms");
+    CHECK_CONTAINS(seawall_last_error(), "ms = -1.0ms"); /* a double, shown as one */
     CHECK_CONTAINS(seawall_last_error(), "must not be negative");
     CHECK_STATUS(seawall_deadline_after_ms(clock, -0.5, &untouched), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_CONTAINS(seawall_last_error(), "ms = -0.5ms");
@@ -190,7 +190,7 @@ static void bad_durations(void) {
 
     CHECK_OK(seawall_deadline_after_ms(clock, 100, &d));
     CHECK_STATUS(seawall_deadline_budget_ms(d, 0.4, -5, &x), SEAWALL_E_INVALID_ARGUMENT);
-    CHECK_CONTAINS(seawall_last_error(), "min_ms = -5ms");
+    CHECK_CONTAINS(seawall_last_error(), "min_ms = -5.0ms");
     CHECK_CONTAINS(seawall_last_error(), "must not be negative");
     CHECK_STATUS(seawall_deadline_budget_ms(d, 0.4, NAN, &x), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_STATUS(seawall_deadline_budget_ms(d, 0.4, INFINITY, &x), SEAWALL_E_INVALID_ARGUMENT);
@@ -201,7 +201,7 @@ static void bad_durations(void) {
     CHECK(x == -1);
 
     CHECK_STATUS(seawall_grpc_timeout_format_ms(-1, buf, sizeof buf), SEAWALL_E_INVALID_ARGUMENT);
-    CHECK_CONTAINS(seawall_last_error(), "ms = -1ms");
+    CHECK_CONTAINS(seawall_last_error(), "ms = -1.0ms");
     CHECK_STATUS(seawall_grpc_timeout_format_ms(NAN, buf, sizeof buf), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_STATUS(seawall_grpc_timeout_format_ms(INFINITY, buf, sizeof buf), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_STR(buf, "x");
@@ -344,7 +344,7 @@ static void buffers(void) {
     CHECK_STR(small, "99999999H");
     /* Too large for a duration at all: refused, never an infinite timeout. */
     CHECK_STATUS(seawall_grpc_timeout_format_ms(1e300, small, sizeof small), SEAWALL_E_INVALID_ARGUMENT);
-    CHECK_CONTAINS(seawall_last_error(), "ms = 1000000000");
+    CHECK_CONTAINS(seawall_last_error(), "ms = 1e300ms: is too large");
     seawall_deadline *far = NULL;
     CHECK_OK(seawall_deadline_after_ms(clock, 1e15, &far));
     CHECK_OK(seawall_deadline_to_grpc_timeout(far, small, sizeof small));

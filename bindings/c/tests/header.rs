@@ -110,11 +110,74 @@ fn header_declares_the_spec_names() {
         "seawall_cancel_token_cancel_at",
         "seawall_timer_free",
         "seawall_cancel_token_free",
+        // Idempotency cache (issue 4).
+        "typedef struct seawall_idem_cache seawall_idem_cache;",
+        "typedef struct seawall_idem_lease seawall_idem_lease;",
+        "typedef struct seawall_idem_record seawall_idem_record;",
+        "typedef struct seawall_idem_waiter seawall_idem_waiter;",
+        "SEAWALL_IDEM_ERROR = 0",
+        "SEAWALL_IDEM_EXECUTE = 1",
+        "SEAWALL_IDEM_TAKEN = 6",
+        "const char *seawall_idem_outcome_name(seawall_idem_outcome outcome);",
+        "const char *seawall_idem_key_state_name(seawall_idem_key_state state);",
+        "seawall_idem_config_new",
+        "seawall_idem_config_set_int",
+        "seawall_idem_config_set_double",
+        "seawall_idem_config_set_str",
+        "seawall_idem_config_set_bool",
+        "seawall_idem_config_set_clock",
+        "seawall_idem_cache_new",
+        "seawall_idem_cache_free",
+        "enum seawall_status seawall_idem_begin(const struct seawall_idem_cache *cache,",
+        "seawall_idem_acquire",
+        "seawall_idem_complete(",
+        "seawall_idem_complete_output",
+        "seawall_idem_release",
+        "seawall_idem_fail",
+        "seawall_idem_renew",
+        "seawall_idem_abandon",
+        "seawall_idem_lease_free",
+        "seawall_idem_waiter_poll",
+        "seawall_idem_waiter_wait",
+        "seawall_idem_waiter_cancel",
+        "seawall_idem_waiter_on_done",
+        "seawall_idem_waiter_free",
+        "seawall_idem_peek",
+        "seawall_idem_cache_stats",
+        "seawall_idem_record_result(",
+        "seawall_idem_record_content_type",
+        "seawall_idem_record_metadata_count",
+        "seawall_idem_record_metadata_get",
+        "seawall_idem_record_get_info",
+        "seawall_idem_record_encode",
+        "seawall_idem_record_decode",
+        "seawall_idem_record_free",
+        "void seawall_bytes_free(struct seawall_bytes *bytes);",
+        "uint8_t fingerprint[32];",
+        // Registry, health, metrics (issue 6).
+        "typedef struct seawall_registry seawall_registry;",
+        "seawall_registry_new(const struct seawall_clock *clock,",
+        "seawall_registry_free",
+        "seawall_registry_breaker(",
+        "seawall_registry_add_check(",
+        "typedef int (*seawall_check_fn)(void *user_data, char *message, size_t message_size);",
+        "#define SEAWALL_CHECK_MESSAGE_SIZE 512",
+        "seawall_registry_health(",
+        "SEAWALL_HEALTH_DEGRADED = 1",
+        "const char *seawall_health_status_name(seawall_health_status status);",
+        "seawall_registry_prometheus(",
+        "seawall_registry_health_json(",
+        "seawall_registry_snapshot_json(",
     ] {
         assert!(h.contains(name), "the header lacks {name:?}");
     }
     assert!(
-        !h.contains("StateArg") && !h.contains("StatusArg") && !h.contains("CancelReasonArg"),
+        !h.contains("StateArg")
+            && !h.contains("StatusArg")
+            && !h.contains("CancelReasonArg")
+            && !h.contains("IdemOutcomeArg")
+            && !h.contains("KeyStateArg")
+            && !h.contains("HealthStatusArg"),
         "internal type names leaked into the header"
     );
 }
