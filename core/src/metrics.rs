@@ -16,6 +16,8 @@
 //! | `seawall_breaker_fallbacks_total` | counter (rejected calls served by a fallback: degraded) | `breaker` |
 //! | `seawall_breaker_transitions_total` | counter | `breaker`, `from`, `to` |
 //! | `seawall_breaker_failure_rate`, `seawall_breaker_slow_call_rate` | gauge (current window) | `breaker` |
+//! | `seawall_idempotency_requests_total` | counter (what `begin` answered) | `cache`, `result` = `execute`, `replay`, `in_progress`, `mismatch` |
+//! | `seawall_idempotency_events_total` | counter | `cache`, `event` = `waited`, `taken_over`, `completed`, `released`, `abandoned`, `lease_lost`, `store_error`, `unprotected` |
 //! | `seawall_health_status` | gauge (1 for the current status) | `status` |
 //! | `seawall_health_check_up` | gauge (1 passing, 0 failing) | `check`, `kind` |
 
@@ -23,6 +25,7 @@ use std::fmt::Write;
 
 use crate::breaker::{Snapshot, State};
 use crate::health::HealthStatus;
+use crate::idempotency::IdempotencyStats;
 use crate::registry::Health;
 
 /// Escapes a label value: backslash, double quote and newline.
@@ -53,7 +56,7 @@ fn float(x: f64) -> String {
 }
 
 /// Renders breaker snapshots and a health report.
-pub(crate) fn render(breakers: &[Snapshot], health: &Health) -> String {
+pub(crate) fn render(breakers: &[Snapshot], caches: &[(String, IdempotencyStats)], health: &Health) -> String {
     let mut out = String::new();
     let label = |s: &Snapshot| escape_label(&s.name);
 
@@ -109,6 +112,40 @@ pub(crate) fn render(breakers: &[Snapshot], health: &Health) -> String {
     family(&mut out, "seawall_breaker_slow_call_rate", "gauge", "Slow calls / recorded calls in the current window.");
     for s in breakers {
         let _ = writeln!(out, "seawall_breaker_slow_call_rate{{breaker=\"{}\"}} {}", label(s), float(s.slow_call_rate));
+    }
+    family(&mut out, "seawall_idempotency_requests_total", "counter", "Idempotency requests, by what begin answered.");
+    for (name, st) in caches {
+        for (result, n) in [
+            ("execute", st.executed),
+            ("replay", st.replayed),
+            ("in_progress", st.in_progress),
+            ("mismatch", st.mismatched),
+        ] {
+            let _ = writeln!(
+                out,
+                "seawall_idempotency_requests_total{{cache=\"{}\",result=\"{result}\"}} {n}",
+                escape_label(name)
+            );
+        }
+    }
+    family(&mut out, "seawall_idempotency_events_total", "counter", "Idempotency lease and store events.");
+    for (name, st) in caches {
+        for (event, n) in [
+            ("waited", st.waited),
+            ("taken_over", st.taken_over),
+            ("completed", st.completed),
+            ("released", st.released),
+            ("abandoned", st.abandoned),
+            ("lease_lost", st.lease_lost),
+            ("store_error", st.store_errors),
+            ("unprotected", st.unprotected),
+        ] {
+            let _ = writeln!(
+                out,
+                "seawall_idempotency_events_total{{cache=\"{}\",event=\"{event}\"}} {n}",
+                escape_label(name)
+            );
+        }
     }
     family(&mut out, "seawall_health_status", "gauge", "Service health: 1 for the current status, 0 for the others.");
     for st in [HealthStatus::Ok, HealthStatus::Degraded, HealthStatus::Down] {

@@ -30,6 +30,7 @@ use crate::breaker::{BreakerConfig, CircuitBreaker, Snapshot, State};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{ConfigError, Error};
 use crate::health::{CheckConfig, CheckFn, CheckReport, Checks, HealthStatus};
+use crate::idempotency::{IdempotencyCache, IdempotencyConfig, IdempotencyStats};
 
 /// Default bound on the number of breakers a registry keeps.
 pub const DEFAULT_MAX_BREAKERS: usize = 10_000;
@@ -43,6 +44,7 @@ struct Inner {
     clock: SharedClock,
     max_breakers: usize,
     breakers: RwLock<HashMap<String, Named>>,
+    caches: RwLock<HashMap<String, IdempotencyCache>>,
     tick: AtomicU64,
     checks: Checks,
     hanging: Mutex<HashSet<String>>,
@@ -83,6 +85,7 @@ impl Registry {
                 clock,
                 max_breakers: max_breakers.max(1),
                 breakers: RwLock::new(HashMap::new()),
+                caches: RwLock::new(HashMap::new()),
                 tick: AtomicU64::new(0),
                 checks: Checks::default(),
                 hanging: Mutex::new(HashSet::new()),
@@ -112,6 +115,29 @@ impl Registry {
         }
         map.insert(name.to_owned(), Named { breaker: created.clone(), last_used: AtomicU64::new(tick) });
         Ok(created)
+    }
+
+    /// The idempotency cache named `name`, created from `config` if there is none (the
+    /// config of an existing cache is kept). Caches are few and long-lived: they are not
+    /// evicted.
+    pub fn idempotency_cache(&self, name: &str, mut config: IdempotencyConfig) -> Result<IdempotencyCache, ConfigError> {
+        if name.is_empty() {
+            return Err(ConfigError::new("name", "\"\"", "an idempotency cache in a registry needs a name"));
+        }
+        if let Some(c) = self.inner.caches.read().get(name) {
+            return Ok(c.clone());
+        }
+        config.set("name", crate::ConfigValue::Str(name.to_owned()))?;
+        let created = IdempotencyCache::new(config)?;
+        let mut map = self.inner.caches.write();
+        Ok(map.entry(name.to_owned()).or_insert(created).clone())
+    }
+
+    /// The registered idempotency caches, sorted by name.
+    pub fn idempotency_caches(&self) -> Vec<IdempotencyCache> {
+        let mut v: Vec<_> = self.inner.caches.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name().cmp(b.name()));
+        v
     }
 
     /// The breaker named `name`, if the registry has it.
@@ -240,15 +266,19 @@ impl Registry {
     pub fn snapshot_json(&self) -> Value {
         let breakers: serde_json::Map<String, Value> =
             self.breakers().iter().map(|b| (b.name().to_owned(), snapshot_value(&b.snapshot()))).collect();
+        let caches: serde_json::Map<String, Value> =
+            self.idempotency_caches().iter().map(|c| (c.name().to_owned(), stats_value(&c.stats()))).collect();
         let health = self.report();
-        json!({ "breakers": breakers, "health": health_value(&health) })
+        json!({ "breakers": breakers, "idempotency": caches, "health": health_value(&health) })
     }
 
     /// Every metric in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         let snaps: Vec<Snapshot> = self.breakers().iter().map(CircuitBreaker::snapshot).collect();
+        let caches: Vec<(String, IdempotencyStats)> =
+            self.idempotency_caches().iter().map(|c| (c.name().to_owned(), c.stats())).collect();
         let health = self.report();
-        crate::metrics::render(&snaps, &health)
+        crate::metrics::render(&snaps, &caches, &health)
     }
 }
 
@@ -293,6 +323,24 @@ pub fn snapshot_value(s: &Snapshot) -> Value {
         "retry_after_ms": if s.retry_after == Duration::MAX { Value::Null } else { json!(ms(s.retry_after)) },
         "half_open_in_flight": s.half_open_in_flight,
         "transitions": transitions,
+    })
+}
+
+/// An idempotency cache's counters as JSON.
+pub fn stats_value(s: &IdempotencyStats) -> Value {
+    json!({
+        "executed": s.executed,
+        "replayed": s.replayed,
+        "in_progress": s.in_progress,
+        "mismatched": s.mismatched,
+        "waited": s.waited,
+        "taken_over": s.taken_over,
+        "completed": s.completed,
+        "released": s.released,
+        "abandoned": s.abandoned,
+        "lease_lost": s.lease_lost,
+        "store_errors": s.store_errors,
+        "unprotected": s.unprotected,
     })
 }
 

@@ -167,3 +167,21 @@ fn label_values_are_escaped() {
     r.breaker("a\"b\\c\nd", BreakerConfig::default()).unwrap();
     assert!(r.prometheus().contains(r#"breaker="a\"b\\c\nd""#));
 }
+
+#[test]
+fn idempotency_caches_are_registered_and_exported() {
+    use seawall::idempotency::{fingerprint, Begin, IdempotencyConfig, Output};
+    let r = Registry::with(ManualClock::shared(), 10);
+    let cache = r.idempotency_cache("orders", IdempotencyConfig::default()).unwrap();
+    let same = r.idempotency_cache("orders", IdempotencyConfig::default()).unwrap();
+    let fp = fingerprint(b"{}");
+    let Begin::Execute(lease) = cache.begin("k1", &fp).unwrap() else { panic!("a fresh key runs") };
+    cache.complete(&lease, Output::new(b"42".to_vec(), "application/json")).unwrap();
+    assert!(matches!(same.begin("k1", &fp).unwrap(), Begin::Replay(_)), "the same cache");
+    let text = r.prometheus();
+    assert!(text.contains("seawall_idempotency_requests_total{cache=\"orders\",result=\"execute\"} 1"), "{text}");
+    assert!(text.contains("seawall_idempotency_requests_total{cache=\"orders\",result=\"replay\"} 1"), "{text}");
+    assert!(text.contains("seawall_idempotency_events_total{cache=\"orders\",event=\"completed\"} 1"), "{text}");
+    assert_eq!(r.snapshot_json()["idempotency"]["orders"]["replayed"], 1);
+    assert!(r.idempotency_cache("", IdempotencyConfig::default()).is_err());
+}
