@@ -58,6 +58,9 @@ const CANCEL = 4;
 
 // CircuitBreaker's method that records a timed call's outcome (see TimeoutContext).
 const kRecord = Symbol('seawall.record');
+// Makes objects that only seawall itself creates (a registry's breakers).
+const kInternal = Symbol('seawall.internal');
+let breakerWatch; // (breaker, on) => watches every kind of event (on), or re-reads whether it must
 
 /** An option of the JS layer itself was refused; worded like the core's errors. */
 function optionError(field, value, reason) {
@@ -79,9 +82,9 @@ function argumentError(message) {
   return err;
 }
 
-function reportListenerError(name, err) {
+function reportListenerError(name, err, event = 'stateChange', what = 'circuit breaker') {
   const detail = err && err.stack ? err.stack : String(err);
-  process.emitWarning(`a 'stateChange' listener of circuit breaker '${name}' threw; ignored`, {
+  process.emitWarning(`a '${event}' listener of ${what} '${name}' threw; ignored`, {
     type: 'SeawallWarning',
     code: 'SEAWALL_LISTENER_ERROR',
     detail,
@@ -150,7 +153,12 @@ class ManualClock extends NativeManualClock {
   /** Moves time forward by `ms` (finite, >= 0) and fires the timers that became due. */
   advance(ms) {
     const fired = super.advance(ms);
-    if (fired !== null) runTimers(this.#timers, fired);
+    try {
+      if (fired !== null) runTimers(this.#timers, fired);
+    } finally {
+      // Idempotency waiters resolved by the advance (lease expiries, wait timeouts).
+      if (waitingCaches.size !== 0) drainWaiters();
+    }
   }
 }
 
@@ -714,6 +722,9 @@ class CircuitBreaker extends EventEmitter {
   #settleFn;
   #stateFn;
   #pending;
+  #fallbackFn;
+  #registry; // the Registry that made it, or null
+  #watching = false; // the native side queues rejections, timeouts and fallbacks too
   #isFailure;
   #fallback;
   #clock;
@@ -723,7 +734,7 @@ class CircuitBreaker extends EventEmitter {
   #draining = false;
   #drainFn = () => this.#drain();
 
-  constructor(options = {}) {
+  constructor(options = {}, token = undefined, nativeBreaker = undefined, registry = null) {
     super();
     if (options === null || typeof options !== 'object') {
       throw argumentError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
@@ -741,19 +752,53 @@ class CircuitBreaker extends EventEmitter {
     } else if (clock !== undefined && !(clock instanceof SystemClock)) {
       throw optionError('clock', clock, 'expected a ManualClock or a SystemClock');
     }
-    this.#native = new NativeBreaker(rest, manual);
+    // A registry's breaker (`registry.breaker()`) comes with its native handle.
+    const fromRegistry = token === kInternal;
+    this.#native = fromRegistry ? nativeBreaker : new NativeBreaker(rest, manual);
+    this.#registry = fromRegistry ? registry : null;
     // Plain functions bound to this breaker: the per-call path skips class-method glue.
     const hot = this.#native.hotPath();
     this.#acquire = hot.acquire;
     this.#settleFn = hot.settle;
     this.#stateFn = hot.state;
     this.#pending = hot.pending;
+    this.#fallbackFn = hot.fallback;
     this.#clock = clock === undefined ? new SystemClock() : clock;
     this.#clockArg = manual;
     this.#name = this.#native.name;
     this.#timeoutMs = this.#native.timeout;
     this.#isFailure = isFailure;
     this.#fallback = fallback;
+    // Rejections, timeouts and fallbacks are queued by the core only while watched.
+    this.on('newListener', (event) => {
+      if (!this.#watching && WATCHED_EVENTS.has(event)) this.#watch(true);
+    });
+    this.on('removeListener', (event) => {
+      if (this.#watching && WATCHED_EVENTS.has(event)) this.#watch(this.#wantsAll());
+    });
+    if (this.#registry !== null && this.#registry.listenerCount('event') > 0) this.#watch(true);
+  }
+
+  static {
+    breakerWatch = (b, on) => b.#watch(on || b.#wantsAll());
+  }
+
+  #wantsAll() {
+    return (
+      this.listenerCount('rejected') + this.listenerCount('timeout') + this.listenerCount('fallback') > 0 ||
+      (this.#registry !== null && this.#registry.listenerCount('event') > 0)
+    );
+  }
+
+  #watch(on) {
+    if (on === this.#watching) return;
+    this.#watching = on;
+    this.#native.watchAll(on);
+  }
+
+  /** Whether an open breaker makes the service `down` (true) or `degraded` (the `critical` option). */
+  get critical() {
+    return this.#native.critical;
   }
 
   /** The breaker's name. */
@@ -947,6 +992,8 @@ class CircuitBreaker extends EventEmitter {
   #rejected(err, args) {
     const fallback = this.#fallback;
     if (fallback === undefined) return Promise.reject(err);
+    // Served degraded: counted in `fallbacks` (and a 'fallback' event).
+    if (this.#fallbackFn()) this.#drain();
     try {
       return Promise.resolve(fallback(err, ...args));
     } catch (fallbackErr) {
@@ -954,8 +1001,8 @@ class CircuitBreaker extends EventEmitter {
     }
   }
 
-  // Emits the queued state changes, in order. Re-entrant calls (a listener calling the
-  // breaker) leave their events to the outer loop, so order is kept.
+  // Emits the queued events, in order. Re-entrant calls (a listener calling the breaker)
+  // leave their events to the outer loop, so order is kept.
   #drain() {
     if (this.#draining) return;
     this.#draining = true;
@@ -963,29 +1010,1554 @@ class CircuitBreaker extends EventEmitter {
       while (this.#pending()) {
         const events = this.#native.takeEvents();
         if (events === null) break;
-        for (let i = 0; i < events.length; i++) this.#emitStateChange(events[i]);
+        for (let i = 0; i < events.length; i++) this.#emitEvent(events[i]);
       }
     } finally {
       this.#draining = false;
     }
   }
 
-  #emitStateChange(event) {
-    const listeners = this.rawListeners('stateChange');
-    for (let i = 0; i < listeners.length; i++) {
-      try {
-        const r = Reflect.apply(listeners[i], this, [event]);
-        if (isThenable(r)) r.then(undefined, (err) => reportListenerError(event.breaker, err));
-      } catch (err) {
-        reportListenerError(event.breaker, err);
-      }
+  #emitEvent(e) {
+    let name;
+    let event;
+    switch (e.kind) {
+      case 'state_change':
+        name = 'stateChange';
+        event = { breaker: e.breaker, from: e.from, to: e.to, at: e.at, reason: e.reason };
+        break;
+      case 'rejected':
+        name = 'rejected';
+        event = { breaker: e.breaker, state: e.state, retryAfter: e.retryAfter, at: e.at };
+        break;
+      case 'timeout':
+        name = 'timeout';
+        event = { breaker: e.breaker, took: e.took, at: e.at };
+        break;
+      case 'fallback':
+        name = 'fallback';
+        event = { breaker: e.breaker, at: e.at };
+        break;
+      default:
+        return;
+    }
+    emitSafely(this, name, event, e.breaker, 'circuit breaker');
+    const registry = this.#registry;
+    if (registry !== null && registry.listenerCount('event') > 0) {
+      emitSafely(registry, 'event', { type: name, ...event }, e.breaker, 'the registry of circuit breaker');
     }
   }
 }
 
+// Breaker events whose listeners make the core queue rejections, timeouts and fallbacks.
+const WATCHED_EVENTS = new Set(['rejected', 'timeout', 'fallback']);
+
+/**
+ * Calls every `event` listener of `emitter` with `payload`, synchronously, in order; a
+ * listener that throws (or returns a rejected promise) is reported as a process warning
+ * (`SEAWALL_LISTENER_ERROR`) and skipped, never breaking the primitive or the others.
+ */
+function emitSafely(emitter, event, payload, name, what) {
+  const listeners = emitter.rawListeners(event);
+  for (let i = 0; i < listeners.length; i++) {
+    const l = listeners[i];
+    // rawListeners keeps `once` wrappers: calling one removes it, as emit would.
+    try {
+      const r = Reflect.apply(l, emitter, [payload]);
+      if (isThenable(r)) r.then(undefined, (err) => reportListenerError(name, err, event, what));
+    } catch (err) {
+      reportListenerError(name, err, event, what);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Idempotency cache
+//
+// The cache, its store, leases, records and waiters are the core's. This layer serialises
+// results (JSON by default; Buffers as raw bytes), canonicalises fingerprints, and turns the
+// core's outcomes into promises: `run` claims the key (one native call), runs `fn` when it
+// owns it, completes (one more call) and resolves with what every duplicate will get.
+//
+// Duplicates that wait: the native `begin` returns a waiter id; the outcome arrives through
+// the core's `Waiter::on_done` (see bindings/node/src/idempotency.rs), queued natively and
+// drained here, either right after a call of ours that can resolve waiters (complete,
+// release, fail, `ManualClock#advance`) or when the native side wakes the event loop through
+// a thread-safe function (a lease expiry or wait timeout on the system clock's timer
+// thread). Nothing polls and nothing blocks.
+// ---------------------------------------------------------------------------------------
+
+const JSON_TYPE = 'application/json';
+const OCTETS_TYPE = 'application/octet-stream';
+const CT_JSON = 0; // content type codes of the native `complete`/`fail`
+const CT_OCTETS = 1;
+
+let wakeup = null; // the NativeWakeup of this environment, made with the first cache
+const waitingCaches = new Set(); // caches with pending waiters
+let held = 0; // pending waiters on the system clock (they keep the event loop alive)
+let cacheDrain; // (cache) => takes its resolved waiters
+
+function getWakeup() {
+  if (wakeup === null) wakeup = new native.NativeWakeup(drainWaiters);
+  return wakeup;
+}
+
+/** Delivers every resolved waiter of every cache (called on the JS thread). */
+function drainWaiters() {
+  if (wakeup === null) return;
+  wakeup.clear();
+  for (const cache of waitingCaches) {
+    try {
+      cacheDrain(cache);
+    } catch (err) {
+      // Never reached by design (outcomes are settled into promises); keep the loop alive.
+      process.emitWarning(`seawall: delivering idempotency waiters failed: ${err && err.stack ? err.stack : err}`, {
+        type: 'SeawallWarning',
+        code: 'SEAWALL_INTERNAL',
+      });
+    }
+  }
+}
+
+function hold(delta) {
+  const before = held;
+  held += delta;
+  if (before === 0 && held > 0) wakeup.hold(true);
+  else if (before > 0 && held === 0) wakeup.hold(false);
+}
+
+// --- canonical JSON (fingerprints) ---
+
+// Orders two strings by Unicode code points (as Python sorts str), not UTF-16 code units.
+function compareCodePoints(a, b) {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x !== y) {
+      // Surrogates (code points above U+FFFF) sort after U+E000..U+FFFF.
+      if (x >= 0xd800 && y >= 0xd800) {
+        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+      }
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}
+
+// A float as Python's repr writes it: the shortest round-trip digits (the same digits as
+// JavaScript's), in positional notation unless the exponent is below -4 or at least 16.
+function pythonFloat(x) {
+  const [mantissa, exp] = x.toExponential().split('e');
+  const negative = mantissa[0] === '-';
+  const digits = mantissa.replace('-', '').replace('.', '');
+  const decpt = Number(exp) + 1; // x = 0.DIGITS * 10^decpt
+  let out;
+  if (decpt <= -4 || decpt > 16) {
+    const e = decpt - 1;
+    const abs = Math.abs(e);
+    out = `${digits[0]}${digits.length > 1 ? `.${digits.slice(1)}` : ''}e${e < 0 ? '-' : '+'}${abs < 10 ? `0${abs}` : abs}`;
+  } else if (decpt <= 0) {
+    out = `0.${'0'.repeat(-decpt)}${digits}`;
+  } else if (decpt >= digits.length) {
+    out = `${digits}${'0'.repeat(decpt - digits.length)}.0`;
+  } else {
+    out = `${digits.slice(0, decpt)}.${digits.slice(decpt)}`;
+  }
+  return negative ? `-${out}` : out;
+}
+
+function canonicalValue(value, key, seen) {
+  if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON(key);
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      return value.toString();
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw argumentError(`fingerprint: ${value} has no JSON form (at ${JSON.stringify(key)})`);
+      }
+      // A safe integer is a Python int; any other number a Python float (integers beyond
+      // 2^53 are exact only as BigInt, which is written as an int).
+      return Number.isSafeInteger(value) ? String(value) : pythonFloat(value);
+    case 'object':
+      break;
+    default:
+      return undefined; // undefined, functions, symbols: left out (null in arrays), as JSON.stringify
+  }
+  if (value === null) return 'null';
+  if (seen.has(value)) throw argumentError('fingerprint: the payload is circular');
+  seen.add(value);
+  let out;
+  if (Array.isArray(value)) {
+    const parts = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const v = canonicalValue(value[i], String(i), seen);
+      parts[i] = v === undefined ? 'null' : v;
+    }
+    out = `[${parts.join(',')}]`;
+  } else {
+    const keys = Object.keys(value).sort(compareCodePoints);
+    const parts = [];
+    for (const k of keys) {
+      const v = canonicalValue(value[k], k, seen);
+      if (v !== undefined) parts.push(`${JSON.stringify(k)}:${v}`);
+    }
+    out = `{${parts.join(',')}}`;
+  }
+  seen.delete(value);
+  return out;
+}
+
+/**
+ * The canonical JSON text of a payload, byte for byte what Python's
+ * `json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes
+ * for the same data: keys sorted by code point, no spaces, non-ASCII characters as they
+ * are; safe integers and BigInts as integers, other numbers as Python's `repr` of a float.
+ * See docs/node.md.
+ */
+function canonicalJson(value) {
+  const out = canonicalValue(value, '', new Set());
+  if (out === undefined) throw argumentError(`fingerprint: a ${typeof value} has no JSON form`);
+  return out;
+}
+
+// A `fingerprint` option as the native `begin` takes it: undefined (none), a string (its
+// UTF-8 bytes) or a Uint8Array (its bytes).
+function fingerprintPayload(fp) {
+  if (fp === undefined || fp === null || typeof fp === 'string' || fp instanceof Uint8Array) return fp;
+  if (fp instanceof ArrayBuffer) return new Uint8Array(fp);
+  if (ArrayBuffer.isView(fp)) return new Uint8Array(fp.buffer, fp.byteOffset, fp.byteLength);
+  return canonicalJson(fp);
+}
+
+/**
+ * The core's fingerprint (SHA-256, 64 hex digits) of a request payload, as `run` and
+ * `begin` compute it from their `fingerprint` option: a string is hashed as its UTF-8
+ * bytes, a Buffer / typed array / ArrayBuffer as its bytes, anything else as its canonical
+ * JSON (`canonicalJson`).
+ */
+function fingerprint(payload) {
+  const p = fingerprintPayload(payload);
+  if (p === undefined || p === null) throw argumentError(`fingerprint: expected a payload, got ${typeOf(payload)}`);
+  return native.fingerprintHexOf(p);
+}
+
+// --- serialisation ---
+
+const BUILTIN_ERRORS = { TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
+
+/**
+ * The default serializer: Buffers and typed arrays as raw bytes
+ * (`application/octet-stream`), everything else as JSON (`application/json`;
+ * `undefined` is stored as `null`). Errors (with `cacheErrors`) as
+ * `{"type": name, "message": message, "code": code}`.
+ */
+const jsonSerializer = Object.freeze({
+  serialize(value) {
+    if (value instanceof Uint8Array) return { bytes: value, contentType: OCTETS_TYPE };
+    const text = JSON.stringify(value);
+    return { bytes: text === undefined ? 'null' : text, contentType: JSON_TYPE };
+  },
+  deserialize(bytes, contentType) {
+    if (contentType === JSON_TYPE) return JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
+    return typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : Buffer.from(bytes);
+  },
+  serializeError(err) {
+    const e = err !== null && typeof err === 'object' ? err : { message: String(err) };
+    const out = { type: typeof e.name === 'string' ? e.name : 'Error', message: String(e.message ?? err) };
+    if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
+    return { bytes: JSON.stringify(out), contentType: JSON_TYPE };
+  },
+  deserializeError(bytes, contentType) {
+    let data;
+    try {
+      data = contentType === JSON_TYPE ? JSON.parse(Buffer.from(bytes).toString('utf8')) : undefined;
+    } catch {
+      data = undefined;
+    }
+    if (data === null || typeof data !== 'object') {
+      return new Error(`the operation failed (a stored error of content type ${JSON.stringify(contentType)})`);
+    }
+    const type = typeof data.type === 'string' ? data.type : 'Error';
+    const Ctor = Object.hasOwn(BUILTIN_ERRORS, type) ? BUILTIN_ERRORS[type] : Error;
+    const err = new Ctor(typeof data.message === 'string' ? data.message : '');
+    if (Ctor === Error && type !== 'Error') err.name = type;
+    if (data.code !== undefined) err.code = data.code;
+    return err;
+  },
+});
+
+function serializerOption(s) {
+  if (s === undefined) return null;
+  if (s === null || typeof s !== 'object' || typeof s.serialize !== 'function' || typeof s.deserialize !== 'function') {
+    throw optionError('serializer', s, 'expected an object with serialize(value) and deserialize(bytes, contentType)');
+  }
+  for (const m of ['serializeError', 'deserializeError']) {
+    if (s[m] !== undefined && typeof s[m] !== 'function') throw optionError(`serializer.${m}`, s[m], 'expected a function');
+  }
+  return s;
+}
+
+// Checks what a serializer returned: `{ bytes, contentType }`.
+function checkSerialized(out, what) {
+  if (
+    out === null ||
+    typeof out !== 'object' ||
+    !(typeof out.bytes === 'string' || out.bytes instanceof Uint8Array) ||
+    typeof out.contentType !== 'string'
+  ) {
+    throw new TypeError(
+      `${what} must return { bytes: string | Uint8Array, contentType: string }, got ${out === null ? 'null' : typeof out}`,
+    );
+  }
+  return out;
+}
+
+function contentTypeCode(ct) {
+  if (ct === JSON_TYPE) return CT_JSON;
+  if (ct === OCTETS_TYPE) return CT_OCTETS;
+  return ct;
+}
+
+function resultError(key, why) {
+  const err = new TypeError(
+    `invalid argument: cannot store the result of idempotency key ${JSON.stringify(key)}: ${why}; ` +
+      'nothing was stored and the key was released',
+  );
+  err.code = 'SEAWALL_INVALID_ARGUMENT';
+  return err;
+}
+
+function storeOption(store) {
+  if (store === undefined) return undefined;
+  if (store instanceof native.NativeMemoryStore || store instanceof native.NativeRedisStore) return store;
+  throw optionError('store', store, 'expected a MemoryStore or a RedisStore');
+}
+
+/**
+ * A memory store that several caches can share (`store` option). Bounded by
+ * `maxEntries` and `maxBytes`; evicts expired entries first, then the least recently used
+ * results; never a live lease.
+ */
+class MemoryStore extends native.NativeMemoryStore {
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    const { clock, ...rest } = options;
+    let manual;
+    if (clock instanceof ManualClock) manual = clock;
+    else if (clock !== undefined && !(clock instanceof SystemClock)) {
+      throw optionError('clock', clock, 'expected a ManualClock or a SystemClock');
+    }
+    super(rest, manual);
+  }
+
+  /** `'memory'`. */
+  get kind() {
+    return 'memory';
+  }
+}
+
+/**
+ * A Redis store (`store` option): one idempotency cache shared by processes, hosts and
+ * languages (docs/redis.md). Options: `url` (default `redis://127.0.0.1:6379/0`), `prefix`
+ * (`seawall:idem:`), `connectTimeout`, `commandTimeout`, `reconnectDelay`,
+ * `reconnectMaxDelay`, `completionRetryWindow` (ms). Connects on first use; every call of
+ * `run` goes to Redis off the event loop (the libuv thread pool).
+ */
+class RedisStore extends native.NativeRedisStore {
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    const { clock, ...rest } = options;
+    let manual;
+    if (clock instanceof ManualClock) manual = clock;
+    else if (clock !== undefined) {
+      throw optionError('clock', clock, 'expected a ManualClock (tests only: scripts then read time from it)');
+    }
+    super(rest, manual);
+  }
+
+  /** `'redis'`. */
+  get kind() {
+    return 'redis';
+  }
+
+  /** Connects (if needed) and resolves with one round trip's time in ms; rejects with `SEAWALL_STORE_UNAVAILABLE`. */
+  ping() {
+    return super.ping().then((r) => {
+      if (typeof r === 'number') return r;
+      throw r;
+    });
+  }
+}
+
+let leaseNative; // (Lease) => its native lease
+let makeLease;
+let makeRecord;
+let makeWaiter;
+
+/** A claim on a key (low-level API): run the operation, then `complete`, `fail` or `release` it. */
+class Lease {
+  #native;
+
+  constructor(token, nativeLease) {
+    if (token !== kInternal) throw new TypeError('Lease objects come from cache.begin()');
+    this.#native = nativeLease;
+  }
+
+  static {
+    leaseNative = (l) => (l instanceof Lease ? l.#native : undefined);
+    makeLease = (n) => new Lease(kInternal, n);
+  }
+
+  /** The key. */
+  get key() {
+    return this.#native.key;
+  }
+
+  /** The fencing token: greater than every earlier lease's on this key (0 when unprotected). */
+  get token() {
+    return this.#native.token;
+  }
+
+  /** When the lease expires, in ms on the cache's clock (moved by `renew`). */
+  get expiresAt() {
+    return this.#native.expiresAt;
+  }
+
+  /** True when it took the key over from an owner whose lease expired (or that released it while this caller waited). */
+  get tookOver() {
+    return this.#native.tookOver;
+  }
+
+  /** False when the store failed and `onStoreError: 'run'` let the operation run unprotected. */
+  get protected() {
+    return this.#native.protected;
+  }
+
+  /** The request fingerprint (64 hex digits), or null for none. */
+  get fingerprint() {
+    return this.#native.fingerprint;
+  }
+}
+
+/** A stored result: bytes, content type, metadata, and when and by whom it was stored. */
+class IdempotencyRecord {
+  #native;
+  #serializer;
+
+  constructor(token, nativeRecord, serializer) {
+    if (token !== kInternal) throw new TypeError('IdempotencyRecord objects come from a cache or IdempotencyRecord.decode()');
+    this.#native = nativeRecord;
+    this.#serializer = serializer;
+  }
+
+  static {
+    makeRecord = (n, s) => new IdempotencyRecord(kInternal, n, s);
+  }
+
+  /**
+   * Reads a record in seawall's record format (version 1: every language reads and writes
+   * it). `options.serializer` is used by `value()` (default: JSON, Buffers as bytes).
+   */
+  static decode(bytes, options) {
+    const s = options === undefined ? null : serializerOption(options.serializer);
+    const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+    return new IdempotencyRecord(kInternal, native.NativeRecord.decode(view), s);
+  }
+
+  /** The record in seawall's record format (version 1). */
+  encode() {
+    return this.#native.encode();
+  }
+
+  /** The stored result bytes (a copy). */
+  get result() {
+    return this.#native.result;
+  }
+
+  get contentType() {
+    return this.#native.contentType;
+  }
+
+  /** `[name, value]` pairs, in order. */
+  get metadata() {
+    return this.#native.metadata;
+  }
+
+  /** True when the result is an error the operation threw (`cacheErrors`). */
+  get error() {
+    return this.#native.error;
+  }
+
+  /** The fencing token of the lease that stored it. */
+  get token() {
+    return this.#native.token;
+  }
+
+  /** When it was stored, in ms on the store's clock. */
+  get createdMs() {
+    return this.#native.createdMs;
+  }
+
+  /** When it expires (`createdMs + ttl`), in ms on the store's clock. */
+  get expiresMs() {
+    return this.#native.expiresMs;
+  }
+
+  /** The request fingerprint (64 hex digits), or null for none. */
+  get fingerprint() {
+    return this.#native.fingerprint;
+  }
+
+  /**
+   * The result, deserialised as `run` returns it to duplicates. For an error record
+   * (`error === true`), throws the stored error rebuilt as an `Error`, as `run` does.
+   */
+  value() {
+    const s = this.#serializer ?? jsonSerializer;
+    const n = this.#native;
+    if (n.error) throw (s.deserializeError ?? jsonSerializer.deserializeError)(n.result, n.contentType);
+    return s.deserialize(n.result, n.contentType);
+  }
+}
+
+/** A duplicate waiting for the owner of its key (low-level API, from `cache.begin()`). */
+class Waiter {
+  #native;
+  #cache;
+  #promise = null;
+
+  constructor(token, nativeWaiter, cache) {
+    if (token !== kInternal) throw new TypeError('Waiter objects come from cache.begin()');
+    this.#native = nativeWaiter;
+    this.#cache = cache;
+  }
+
+  static {
+    makeWaiter = (n, c) => new Waiter(kInternal, n, c);
+  }
+
+  /** The key waited for. */
+  get key() {
+    return this.#native.key;
+  }
+
+  /** True once resolved (whether or not the outcome was taken). */
+  get done() {
+    return this.#native.done;
+  }
+
+  /**
+   * Applies what is due and says where the waiter stands, without waiting:
+   * `{ state: 'pending', leaseExpiresIn, timeoutIn }`, `{ state: 'execute', lease }` (this
+   * caller now owns the key), `{ state: 'replay', record }`, or `{ state: 'taken' }` (handed
+   * over before). An outcome that is an error is thrown.
+   */
+  poll() {
+    const r = this.#native.poll();
+    if (r.lease !== undefined) return { state: r.state, lease: makeLease(r.lease) };
+    if (r.record !== undefined) return { state: r.state, record: makeRecord(r.record, this.#cache.serializer) };
+    return r;
+  }
+
+  /**
+   * The outcome, without blocking: resolves with `{ kind: 'execute', lease }` or
+   * `{ kind: 'replay', record }`, or rejects (`SEAWALL_IDEMPOTENCY_IN_PROGRESS` after
+   * `waitTimeout`, `SEAWALL_IDEMPOTENCY_MISMATCH`, `SEAWALL_CANCELLED`...).
+   */
+  result() {
+    if (this.#promise === null) this.#promise = this.#cache[kSubscribe](this.#native, this);
+    return this.#promise;
+  }
+
+  /** Stops waiting: the outcome becomes `SEAWALL_CANCELLED`. */
+  cancel() {
+    this.#native.cancel();
+    if (wakeup !== null && wakeup.pending) drainWaiters();
+  }
+}
+
+const kSubscribe = Symbol('seawall.subscribe');
+// Events of an idempotency cache's `run`: a duplicate got the stored result, was refused for
+// another payload, was refused (or gave up waiting) while in progress, took over a key from
+// a crashed or failed owner; a run's result was refused because its lease was lost.
+const CACHE_EVENTS = new Set(['replay', 'mismatch', 'inProgress', 'takeover', 'leaseLost']);
+let cacheRewatch; // (cache, on) => re-reads whether its events are watched
+let ctxFinish; // (ctx) => marks the run over; returns whether it was abandoned
+
+/** What `fn` receives in `cache.run(key, fn)`. */
+class RunContext {
+  #key;
+  #slot;
+  #renewFn;
+  #tookOver;
+  #over = false;
+  #abandoned = false;
+
+  constructor(key, slot, renewFn, tookOver) {
+    this.#key = key;
+    this.#slot = slot;
+    this.#renewFn = renewFn;
+    this.#tookOver = tookOver;
+  }
+
+  static {
+    ctxFinish = (c) => {
+      c.#over = true;
+      return c.#abandoned;
+    };
+  }
+
+  /** The key being run. */
+  get key() {
+    return this.#key;
+  }
+
+  /** True when this run took the key over from an owner whose lease expired or that released it. */
+  get tookOver() {
+    return this.#tookOver;
+  }
+
+  /**
+   * Extends the claim to a full lease from now (for operations that may outlive the lease);
+   * returns the ms until it expires (a Promise of it with a remote store: `await
+   * ctx.renew()` works with both). Fails with `SEAWALL_LEASE_LOST` when the lease already
+   * expired or was taken over.
+   */
+  renew() {
+    if (this.#over) {
+      const err = new Error(`lease on idempotency key ${JSON.stringify(this.#key)} is no longer held: the run has finished`);
+      err.code = 'SEAWALL_LEASE_LOST';
+      throw err;
+    }
+    const r = this.#renewFn(this.#slot);
+    if (typeof r === 'number' || r instanceof Promise) return r; // a Promise with a remote store
+    throw r;
+  }
+
+  /**
+   * Says "the outcome is unknown" (the operation failed after side effects that may have
+   * happened): if `fn` then throws, the claim is kept until its lease expires instead of
+   * being released, so duplicates are held off until then and one of them runs afterwards.
+   */
+  abandon() {
+    this.#abandoned = true;
+  }
+}
+
+/**
+ * An idempotency cache: `run(key, fn)` runs `fn` once per key, however often it is retried
+ * or raced, and every duplicate gets the first run's result. See index.d.ts and
+ * docs/node.md ("Idempotency").
+ */
+class IdempotencyCache extends EventEmitter {
+  #native;
+  #begin;
+  #complete;
+  #fail;
+  #release;
+  #abandon;
+  #renew;
+  #take;
+  #serializer; // null: the default (JSON, Buffers as bytes)
+  #text; // the native side may hand JSON replays over as text
+  #clock;
+  #manual;
+  #cacheErrors;
+  #name;
+  #waiting = new Map(); // waiter id -> { resolve, reject, key, fn, raw }
+  #registry; // the Registry that made it, or null
+  #watched = false; // some listener wants this cache's events
+  #remote; // the store does I/O (Redis): store calls go off the event loop
+  #renewRemote = (lease) =>
+    this.#native.renewAsync(lease).then((r) => {
+      if (typeof r === 'number') return r;
+      throw r;
+    });
+
+  constructor(options = {}, token = undefined, registry = null, make = undefined) {
+    super();
+    const internal = token === kInternal; // a registry's cache: `make` gets it from the core registry
+    this.#registry = internal ? registry : null;
+    if (options === null || typeof options !== 'object') {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    const { clock, store, serializer, ...rest } = options;
+    let manual;
+    if (clock instanceof ManualClock) manual = clock;
+    else if (clock !== undefined && !(clock instanceof SystemClock)) {
+      throw optionError('clock', clock, 'expected a ManualClock or a SystemClock');
+    }
+    this.#serializer = serializerOption(serializer);
+    this.#text = this.#serializer === null;
+    this.#native = internal
+      ? make(rest, manual, storeOption(store), getWakeup())
+      : new native.NativeIdempotencyCache(rest, manual, storeOption(store), getWakeup());
+    const hot = this.#native.hotPath();
+    this.#begin = hot.begin;
+    this.#complete = hot.complete;
+    this.#fail = hot.fail;
+    this.#release = hot.release;
+    this.#abandon = hot.abandon;
+    this.#renew = hot.renew;
+    this.#take = hot.take;
+    this.#clock = clock === undefined ? systemClock : clock;
+    this.#manual = manual !== undefined;
+    this.#cacheErrors = this.#native.cacheErrors;
+    this.#name = this.#native.name;
+    this.#remote = this.#native.remote;
+    this.on('newListener', (event) => {
+      if (CACHE_EVENTS.has(event)) this.#watched = true;
+    });
+    this.on('removeListener', () => this.#rewatch());
+    this.#rewatch();
+  }
+
+  static {
+    cacheDrain = (c) => c.#drain();
+    cacheRewatch = (c, on) => (on ? (c.#watched = true) : c.#rewatch());
+  }
+
+  #rewatch() {
+    let n = 0;
+    for (const e of CACHE_EVENTS) n += this.listenerCount(e);
+    this.#watched = n > 0 || (this.#registry !== null && this.#registry.listenerCount('event') > 0);
+  }
+
+  // Emits `name` for `key` (only called while watched).
+  #emit(name, key, extra) {
+    const event = { cache: this.#name, key, at: this.#clock.now(), ...extra };
+    emitSafely(this, name, event, this.#name, 'idempotency cache');
+    const registry = this.#registry;
+    if (registry !== null && registry.listenerCount('event') > 0) {
+      emitSafely(registry, 'event', { type: name, ...event }, this.#name, 'the registry of idempotency cache');
+    }
+  }
+
+  // The event an error outcome is (mismatch, in progress, lease lost), if any.
+  #emitError(key, err) {
+    switch (err && err.code) {
+      case 'SEAWALL_IDEMPOTENCY_MISMATCH':
+        this.#emit('mismatch', key);
+        break;
+      case 'SEAWALL_IDEMPOTENCY_IN_PROGRESS':
+        this.#emit('inProgress', key, { retryAfter: err.retryAfter, waited: err.waited });
+        break;
+      case 'SEAWALL_LEASE_LOST':
+        this.#emit('leaseLost', key, { token: err.token });
+        break;
+      default:
+    }
+  }
+
+  /** The cache's name (the `name` option). */
+  get name() {
+    return this.#name;
+  }
+
+  /** The clock the cache reads. */
+  get clock() {
+    return this.#clock;
+  }
+
+  /** The custom serializer, or null for the default (JSON, Buffers as bytes). */
+  get serializer() {
+    return this.#serializer;
+  }
+
+  /** The configuration in force (defaults filled in; durations in ms). */
+  get options() {
+    return this.#native.options();
+  }
+
+  /** Duplicates waiting now. */
+  get waiting() {
+    return this.#native.waiting;
+  }
+
+  /**
+   * Runs `fn(ctx)` once for `key`: the first caller runs it and stores its result; every
+   * duplicate (a retry, or a racing call) gets that result without running `fn`. Resolves
+   * with the result as stored (deserialised: every caller gets the same). See index.d.ts.
+   */
+  run(key, fn, options) {
+    if (typeof fn !== 'function') return Promise.reject(argumentError(`run(key, fn) needs a function, got ${typeOf(fn)}`));
+    let fp;
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') {
+        return Promise.reject(argumentError(`options must be an object, got ${typeOf(options)}`));
+      }
+      try {
+        fp = fingerprintPayload(options.fingerprint);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    if (this.#remote) return this.#runRemote(key, fn, fp);
+    const r = this.#begin(key, fp, this.#text);
+    if (typeof r === 'number') {
+      if (r >= 0) {
+        const tookOver = (r & 1) === 1;
+        if (tookOver && this.#watched) this.#emit('takeover', key);
+        return this.#execute(r >> 1, key, fn, tookOver);
+      }
+      return this.#wait(-r - 1, key, fn);
+    }
+    if (this.#watched) {
+      if (typeof r === 'string' || Array.isArray(r)) this.#emit('replay', key);
+      else this.#emitError(key, r);
+    }
+    if (typeof r === 'string') {
+      try {
+        return Promise.resolve(JSON.parse(r));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    if (Array.isArray(r)) return this.#replayed(r);
+    return Promise.reject(r);
+  }
+
+  /**
+   * Returns a function that runs `fn` through `run`, with the key (and the fingerprint)
+   * computed from its arguments: `options.key(...args)` (required) and
+   * `options.fingerprint(...args)` (optional).
+   */
+  wrap(fn, options) {
+    if (typeof fn !== 'function') throw argumentError(`wrap(fn, options) needs a function, got ${typeOf(fn)}`);
+    if (options === null || typeof options !== 'object' || typeof options.key !== 'function') {
+      throw argumentError('wrap(fn, options) needs options.key, a function of the arguments that returns the key');
+    }
+    const { key, fingerprint: fpOf } = options;
+    if (fpOf !== undefined && typeof fpOf !== 'function') {
+      throw argumentError('options.fingerprint must be a function of the arguments');
+    }
+    const cache = this;
+    const wrapped = function (...args) {
+      let k;
+      let f;
+      try {
+        k = key(...args);
+        f = fpOf === undefined ? undefined : fpOf(...args);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return cache.run(k, () => Reflect.apply(fn, this, args), f === undefined ? undefined : { fingerprint: f });
+    };
+    Object.defineProperty(wrapped, 'name', { value: fn.name, configurable: true });
+    return wrapped;
+  }
+
+  #execute(slot, key, fn, tookOver) {
+    const ctx = new RunContext(key, slot, this.#renew, tookOver);
+    let value;
+    try {
+      value = fn(ctx);
+    } catch (err) {
+      return Promise.reject(this.#failed(slot, ctx, err));
+    }
+    if (isThenable(value)) {
+      return (value instanceof Promise ? value : Promise.resolve(value)).then(
+        (v) => this.#completed(slot, ctx, key, v),
+        (err) => {
+          throw this.#failed(slot, ctx, err);
+        },
+      );
+    }
+    try {
+      return Promise.resolve(this.#completed(slot, ctx, key, value));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  // `value` as stored: `{ bytes, type, text }` (`text`: the JSON, for the fast path), or
+  // `{ error }` when it cannot be serialised.
+  #serialize(key, value) {
+    const s = this.#serializer;
+    if (s === null && !(value instanceof Uint8Array)) {
+      let text;
+      try {
+        text = JSON.stringify(value);
+      } catch (err) {
+        return { error: resultError(key, `it cannot be serialised as JSON (${err.message})`) };
+      }
+      if (text === undefined) text = 'null';
+      return { bytes: text, type: CT_JSON, text };
+    }
+    try {
+      const ser = checkSerialized((s ?? jsonSerializer).serialize(value), 'serializer.serialize(value)');
+      return { bytes: ser.bytes, type: contentTypeCode(ser.contentType), contentType: ser.contentType, text: undefined };
+    } catch (err) {
+      return { error: resultError(key, `the serializer failed (${err && err.message})`) };
+    }
+  }
+
+  // What duplicates get from a serialised value.
+  #stored(ser) {
+    if (ser.text !== undefined) return JSON.parse(ser.text);
+    const b = ser.bytes;
+    return (this.#serializer ?? jsonSerializer).deserialize(
+      typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.from(b),
+      ser.contentType,
+    );
+  }
+
+  // Stores `value` and returns what duplicates will get.
+  #completed(slot, ctx, key, value) {
+    ctxFinish(ctx);
+    const ser = this.#serialize(key, value);
+    if (ser.error !== undefined) {
+      this.#releaseQuietly(slot);
+      throw ser.error;
+    }
+    const r = this.#complete(slot, ser.bytes, ser.type);
+    if (r !== false && r !== true) throw this.#refused(ctx, r);
+    if (r) drainWaiters();
+    return this.#stored(ser);
+  }
+
+  // The serialised error `fn` threw, for `cacheErrors` (undefined when it cannot be).
+  #serializeError(err) {
+    try {
+      const s = this.#serializer;
+      const f = s !== null && s.serializeError !== undefined ? s.serializeError : jsonSerializer.serializeError;
+      return checkSerialized(f(err), 'serializer.serializeError(err)');
+    } catch {
+      return undefined; // an error that cannot be stored: the key is released instead
+    }
+  }
+
+  // --- a remote store (Redis): the same steps, each store call off the event loop ---
+
+  async #runRemote(key, fn, fp) {
+    const r = await this.#native.beginAsync(key, fp, this.#text);
+    if (r instanceof native.NativeLease) {
+      const tookOver = r.tookOver;
+      if (tookOver && this.#watched) this.#emit('takeover', key);
+      return this.#executeRemote(r, key, fn, tookOver);
+    }
+    if (typeof r === 'number') return this.#wait(-r - 1, key, fn);
+    if (this.#watched) {
+      if (typeof r === 'string' || Array.isArray(r)) this.#emit('replay', key);
+      else this.#emitError(key, r);
+    }
+    if (typeof r === 'string') return JSON.parse(r);
+    if (Array.isArray(r)) return this.#replayed(r);
+    throw r;
+  }
+
+  async #executeRemote(lease, key, fn, tookOver) {
+    const nat = this.#native;
+    const ctx = new RunContext(key, lease, this.#renewRemote, tookOver);
+    let value;
+    try {
+      value = await fn(ctx);
+    } catch (err) {
+      let r;
+      if (ctxFinish(ctx)) {
+        nat.abandonRaw(lease);
+        r = false;
+      } else {
+        const ser = this.#cacheErrors ? this.#serializeError(err) : undefined;
+        r = await (ser === undefined ? nat.failAsync(lease) : nat.failAsync(lease, ser.bytes, contentTypeCode(ser.contentType)));
+      }
+      if (r === true) drainWaiters();
+      throw err;
+    }
+    ctxFinish(ctx);
+    const ser = this.#serialize(key, value);
+    if (ser.error !== undefined) {
+      if ((await nat.releaseAsync(lease)) === true) drainWaiters();
+      throw ser.error;
+    }
+    const r = await nat.completeAsync(lease, ser.bytes, ser.type);
+    if (r !== false && r !== true) throw this.#refused(ctx, r);
+    if (r) drainWaiters();
+    return this.#stored(ser);
+  }
+
+  // `fn` threw `err`: release the key (or keep it, after `ctx.abandon()`; or store the
+  // error, with `cacheErrors`). Returns `err`, which the caller gets unchanged.
+  #failed(slot, ctx, err) {
+    const abandoned = ctxFinish(ctx);
+    let r;
+    if (abandoned) {
+      r = this.#abandon(slot);
+    } else if (this.#cacheErrors) {
+      const ser = this.#serializeError(err);
+      r = ser === undefined ? this.#fail(slot) : this.#fail(slot, ser.bytes, contentTypeCode(ser.contentType));
+    } else {
+      r = this.#fail(slot);
+    }
+    if (r === true) drainWaiters();
+    // A refusal here (the lease expired while fn ran) changes nothing for the caller: it
+    // gets fn's error; the key is free again or owned by whoever took it over.
+    return err;
+  }
+
+  // `complete` refused `err` (lease lost, too large, store unavailable): reported, returned.
+  #refused(ctx, err) {
+    if (this.#watched) this.#emitError(ctx.key, err);
+    return err;
+  }
+
+  #releaseQuietly(slot) {
+    if (this.#release(slot) === true) drainWaiters();
+  }
+
+  #replayed(r) {
+    const [bytes, contentType, isError] = r;
+    const s = this.#serializer ?? jsonSerializer;
+    try {
+      if (isError) {
+        const f = s.deserializeError ?? jsonSerializer.deserializeError;
+        return Promise.reject(f(bytes, contentType));
+      }
+      return Promise.resolve(s.deserialize(bytes, contentType));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #wait(id, key, fn) {
+    return new Promise((resolve, reject) => this.#register(id, { resolve, reject, key, fn, raw: false }));
+  }
+
+  #register(id, entry) {
+    this.#waiting.set(id, entry);
+    waitingCaches.add(this);
+    if (!this.#manual) hold(1);
+  }
+
+  [kSubscribe](nativeWaiter, waiter) {
+    const id = nativeWaiter.subscribe();
+    const p = new Promise((resolve, reject) => this.#register(id, { resolve, reject, waiter, raw: true }));
+    if (wakeup.pending) drainWaiters();
+    return p;
+  }
+
+  #drain() {
+    const items = this.#take(this.#text);
+    if (items !== null) {
+      for (let i = 0; i < items.length; i += 3) {
+        const id = items[i];
+        const kind = items[i + 1];
+        const value = items[i + 2];
+        const w = this.#waiting.get(id);
+        if (w === undefined) {
+          // Nobody waits for it any more: a key handed over is released at once.
+          if (kind === 0 && typeof value === 'number') this.#releaseQuietly(value >> 1);
+          else if (kind === 0 && value instanceof native.NativeLease) this.#native.releaseAsync(value).catch(() => {});
+          continue;
+        }
+        this.#waiting.delete(id);
+        if (!this.#manual) hold(-1);
+        if (this.#watched && !w.raw) {
+          if (kind === 0) {
+            if (typeof value === 'number' ? (value & 1) === 1 : value.tookOver) this.#emit('takeover', w.key);
+          } else if (kind === 1) this.#emit('replay', w.key);
+          else this.#emitError(w.key, value);
+        }
+        if (w.raw) {
+          if (kind === 0) w.resolve({ kind: 'execute', lease: makeLease(value) });
+          else if (kind === 1) w.resolve({ kind: 'replay', record: makeRecord(value, this.#serializer) });
+          else w.reject(value);
+        } else if (kind === 0) {
+          if (typeof value === 'number') w.resolve(this.#execute(value >> 1, w.key, w.fn, (value & 1) === 1));
+          else w.resolve(this.#executeRemote(value, w.key, w.fn, value.tookOver));
+        } else if (kind === 1) {
+          if (typeof value === 'string') {
+            try {
+              w.resolve(JSON.parse(value));
+            } catch (err) {
+              w.reject(err);
+            }
+          } else {
+            w.resolve(this.#replayed(value));
+          }
+        } else {
+          w.reject(value);
+        }
+      }
+    }
+    if (this.#waiting.size === 0) waitingCaches.delete(this);
+  }
+
+  // --- the low-level API ---
+
+  /**
+   * Claims `key` (one atomic step) and says what to do: `{ kind: 'execute', lease }`,
+   * `{ kind: 'replay', record }`, `{ kind: 'in_progress', retryAfter, waiter, error }`
+   * (`waiter` is null when rejecting) or `{ kind: 'mismatch', completed, error }`.
+   * Throws for a bad key (`SEAWALL_INVALID_ARGUMENT`) or a store failure
+   * (`SEAWALL_STORE_UNAVAILABLE`).
+   */
+  begin(key, options) {
+    let fp;
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') {
+        throw argumentError(`options must be an object, got ${typeOf(options)}`);
+      }
+      fp = fingerprintPayload(options.fingerprint);
+    }
+    const r = this.#native.beginRaw(key, fp);
+    switch (r.kind) {
+      case 'execute':
+        return { kind: 'execute', lease: makeLease(r.lease) };
+      case 'replay':
+        return { kind: 'replay', record: makeRecord(r.record, this.#serializer) };
+      case 'in_progress':
+        return {
+          kind: 'in_progress',
+          retryAfter: r.retryAfter,
+          waiter: r.waiter === undefined ? null : makeWaiter(r.waiter, this),
+          error: r.error,
+        };
+      default:
+        return { kind: 'mismatch', completed: r.completed, error: r.error };
+    }
+  }
+
+  /**
+   * The serialised form of `value` as `run` stores it: `{ result, contentType }` (pass it
+   * to `complete`).
+   */
+  serialize(value) {
+    const ser = checkSerialized((this.#serializer ?? jsonSerializer).serialize(value), 'serializer.serialize(value)');
+    return { result: ser.bytes, contentType: ser.contentType };
+  }
+
+  /**
+   * Stores the result of the lease's run: `output` is `{ result, contentType?, metadata? }`
+   * (`result` a string or bytes; `metadata` `[name, value]` pairs). Returns the record
+   * every duplicate gets. Throws `SEAWALL_LEASE_LOST` when the lease no longer holds the key.
+   */
+  complete(lease, output) {
+    const l = this.#leaseArg(lease);
+    const { result, contentType, metadata } = outputArg(output);
+    const rec = this.#native.completeRaw(l, result, contentType, metadata);
+    if (wakeup.pending) drainWaiters();
+    return makeRecord(rec, this.#serializer);
+  }
+
+  /**
+   * The operation failed: with `cacheErrors` and an `output`, stores it as an error record
+   * (returned); otherwise releases the key (returns null).
+   */
+  fail(lease, output) {
+    const l = this.#leaseArg(lease);
+    let rec;
+    if (output === undefined) {
+      rec = this.#native.failRaw(l);
+    } else {
+      const { result, contentType, metadata } = outputArg(output);
+      rec = this.#native.failRaw(l, result, contentType, metadata);
+    }
+    if (wakeup.pending) drainWaiters();
+    return rec === null ? null : makeRecord(rec, this.#serializer);
+  }
+
+  /** Deletes the claim so a retry may run. Throws `SEAWALL_LEASE_LOST` when no longer held. */
+  release(lease) {
+    this.#native.releaseRaw(this.#leaseArg(lease));
+    if (wakeup.pending) drainWaiters();
+  }
+
+  /** Extends the claim to a full lease from now; returns ms until it expires. */
+  renew(lease) {
+    return this.#native.renewRaw(this.#leaseArg(lease));
+  }
+
+  /** Outcome unknown: keeps the claim until it expires (duplicates held off until then). */
+  abandon(lease) {
+    this.#native.abandonRaw(this.#leaseArg(lease));
+  }
+
+  /** Ms until the lease expires (0 once it has). */
+  remaining(lease) {
+    return this.#native.remaining(this.#leaseArg(lease));
+  }
+
+  /**
+   * What the key holds, changing nothing: `{ state: 'absent' }`,
+   * `{ state: 'in_progress', token, fingerprint, expiresIn }` or
+   * `{ state: 'completed', record }`.
+   */
+  peek(key) {
+    const r = this.#native.peek(key);
+    if (r.record !== undefined) return { state: r.state, record: makeRecord(r.record, this.#serializer) };
+    return r;
+  }
+
+  /** Cumulative counts (what `seawall_idempotency_requests_total{result}` reports). */
+  stats() {
+    return this.#native.stats();
+  }
+
+  #leaseArg(lease) {
+    const l = leaseNative(lease);
+    if (l === undefined) throw argumentError(`lease = <${typeOf(lease)}>: expected a Lease from cache.begin()`);
+    return l;
+  }
+}
+
+function outputArg(output) {
+  if (output === null || typeof output !== 'object') {
+    throw argumentError(`output = <${typeOf(output)}>: expected { result, contentType?, metadata? }`);
+  }
+  const { result, contentType = '', metadata } = output;
+  if (!(typeof result === 'string' || result instanceof Uint8Array)) {
+    throw argumentError(`output.result = <${typeOf(result)}>: expected a string or a Uint8Array`);
+  }
+  if (typeof contentType !== 'string') throw argumentError(`output.contentType = <${typeOf(contentType)}>: expected a string`);
+  if (metadata !== undefined) {
+    const ok =
+      Array.isArray(metadata) &&
+      metadata.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
+    if (!ok) throw argumentError('output.metadata: expected an array of [name, value] string pairs');
+  }
+  return { result, contentType, metadata };
+}
+
+// ---------------------------------------------------------------------------------------
+// Registry, health, metrics
+// ---------------------------------------------------------------------------------------
+
+const PREVIOUS_RUN_HANGS = 'the previous run has not returned; no new run was started';
+
+function checkError(err) {
+  if (err instanceof Error) return err.message || err.name || 'Error';
+  return String(err);
+}
+
+/**
+ * Named breakers, idempotency caches and health checks, with one snapshot, one Prometheus
+ * exposition and one health report for all of them (the core's `Registry`). Emits
+ * `'event'` for every event of its breakers (`{ type: 'stateChange' | 'rejected' |
+ * 'timeout' | 'fallback', breaker, at, ... }`) and of its idempotency caches (`{ type:
+ * 'replay' | 'mismatch' | 'inProgress' | 'takeover' | 'leaseLost', cache, key, at, ... }`).
+ */
+class Registry extends EventEmitter {
+  #native;
+  #clock;
+  #manual;
+  #maxBreakers;
+  #breakers = new Map(); // name -> { id, breaker }
+  #caches = new Map(); // name -> IdempotencyCache
+  #checks = new Map(); // name -> fn
+  #running = new Map(); // name -> the promise of its current run (bounded by its timeout)
+  #hanging = new Set(); // checks whose function has not returned (or settled) yet
+
+  constructor(options = {}) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    const { clock, maxBreakers, ...rest } = options;
+    const unknown = Object.keys(rest).find((k) => rest[k] !== undefined);
+    if (unknown !== undefined) {
+      const err = optionError(unknown, rest[unknown], 'unknown option');
+      Object.setPrototypeOf(err, Error.prototype); // as the core's unknown-option errors
+      throw err;
+    }
+    let manual;
+    if (clock instanceof ManualClock) manual = clock;
+    else if (clock !== undefined && !(clock instanceof SystemClock)) {
+      throw optionError('clock', clock, 'expected a ManualClock or a SystemClock');
+    }
+    this.#native = new native.NativeRegistry(manual, maxBreakers);
+    this.#clock = clock === undefined ? systemClock : clock;
+    this.#manual = manual;
+    this.#maxBreakers = maxBreakers === undefined ? 10_000 : maxBreakers;
+    // Breakers queue rejections, timeouts and fallbacks only while someone listens.
+    this.on('newListener', (event) => {
+      if (event !== 'event') return;
+      for (const { breaker } of this.#breakers.values()) breakerWatch(breaker, true);
+      for (const cache of this.#caches.values()) cacheRewatch(cache, true);
+    });
+    this.on('removeListener', (event) => {
+      if (event !== 'event') return;
+      for (const { breaker } of this.#breakers.values()) breakerWatch(breaker, false);
+      for (const cache of this.#caches.values()) cacheRewatch(cache, false);
+    });
+  }
+
+  /** The clock the registry reads (check times; the default clock of what it creates). */
+  get clock() {
+    return this.#clock;
+  }
+
+  /**
+   * The breaker named `name`, created with `options` if the registry has none (the options
+   * of an existing breaker are kept). Its clock defaults to the registry's.
+   */
+  breaker(name, options = {}) {
+    if (typeof name !== 'string') throw argumentError(`name = <${typeOf(name)}>: a breaker's name is a string`);
+    if (options === null || typeof options !== 'object') {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    const known = this.#breakers.get(name);
+    if (known !== undefined && this.#native.touch(name) === known.id) return known.breaker;
+    const opts = options.clock === undefined ? { ...options, clock: this.#clock } : options;
+    const { clock, isFailure, fallback, ...rest } = opts;
+    let manual;
+    if (clock instanceof ManualClock) manual = clock;
+    else if (!(clock instanceof SystemClock)) throw optionError('clock', clock, 'expected a ManualClock or a SystemClock');
+    const info = {};
+    const nb = this.#native.breaker(name, rest, manual, info);
+    const breaker = new CircuitBreaker(opts, kInternal, nb, this);
+    this.#breakers.set(name, { id: info.id, breaker });
+    if (this.#breakers.size > this.#maxBreakers) {
+      // The core forgot the least recently used ones: forget them here too.
+      const live = new Set(this.#native.breakerNames());
+      for (const n of this.#breakers.keys()) if (!live.has(n)) this.#breakers.delete(n);
+    }
+    return breaker;
+  }
+
+  /** Forgets a breaker (a caller holding it keeps using it); false when there was none. */
+  removeBreaker(name) {
+    this.#breakers.delete(name);
+    return this.#native.removeBreaker(name);
+  }
+
+  /** Names of the breakers the registry holds, sorted. */
+  breakerNames() {
+    return this.#native.breakerNames();
+  }
+
+  /**
+   * The idempotency cache named `name`, created with `options` if the registry has none
+   * (later options are ignored). Its clock defaults to the registry's. Its counts are in the
+   * snapshot and the metrics (`seawall_idempotency_requests_total{cache,result}`).
+   */
+  idempotencyCache(name, options = {}) {
+    if (typeof name !== 'string' || name === '') {
+      throw argumentError(`name = ${typeof name === 'string' ? '""' : `<${typeOf(name)}>`}: a cache in a registry needs a name`);
+    }
+    const known = this.#caches.get(name);
+    if (known !== undefined) return known;
+    if (options === null || typeof options !== 'object') {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    const nat = this.#native;
+    const make = (rest, manual, store, wake) => nat.idempotencyCache(name, rest, manual, store, wake);
+    const cache = new IdempotencyCache({ clock: this.#clock, ...options, name }, kInternal, this, make);
+    this.#caches.set(name, cache);
+    return cache;
+  }
+
+  /** The idempotency caches of the registry, by name. */
+  idempotencyCaches() {
+    return new Map(this.#caches);
+  }
+
+  /**
+   * Registers a health check: `fn()` (sync or async) passes unless it throws, rejects or
+   * returns `false`. Options: `timeout` (ms, default 5000: a run that takes longer fails
+   * and never holds `health()` up), `interval` (ms, default 5000: results are reused for
+   * that long), `critical` (default true: a failure makes the service `down`; false:
+   * `degraded`). Replaces a check of the same name.
+   */
+  addCheck(name, fn, options) {
+    if (typeof name !== 'string') throw argumentError(`name = <${typeOf(name)}>: a check's name is a string`);
+    if (typeof fn !== 'function') throw argumentError(`addCheck(name, fn) needs a function, got ${typeOf(fn)}`);
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    this.#native.addCheck(name, options);
+    this.#checks.set(name, fn);
+    return this;
+  }
+
+  /** Removes a check; false when there was none. */
+  removeCheck(name) {
+    this.#checks.delete(name);
+    return this.#native.removeCheck(name);
+  }
+
+  /**
+   * Runs the checks that are due (each bounded by its timeout; a check still running from
+   * an earlier call is waited for, within its timeout), then reports:
+   * `{ status: 'ok' | 'degraded' | 'down', checks: { name: {...} } }` (the core's shape).
+   * Never rejects for a check's sake: a failing or hanging check is reported.
+   */
+  health() {
+    const due = this.#native.checksDue();
+    for (let i = 0; i < due.length; i++) this.#start(due[i]);
+    if (this.#running.size === 0) return Promise.resolve(this.report());
+    return Promise.all(this.#running.values()).then(() => this.report());
+  }
+
+  /** The health report from the results at hand, running nothing. */
+  report() {
+    return JSON.parse(this.#native.report());
+  }
+
+  /** Everything as JSON-able data (the core's snapshot: breakers by name, health). */
+  snapshot() {
+    return JSON.parse(this.#native.snapshot());
+  }
+
+  /** Every metric in the Prometheus text exposition format (version 0.0.4). */
+  prometheus() {
+    return this.#native.prometheus();
+  }
+
+  // Starts one due run of a check, bounded by its timeout.
+  #start(due) {
+    const { name, run, timeout } = due;
+    const fn = this.#checks.get(name);
+    const nat = this.#native;
+    if (fn === undefined) {
+      nat.finishCheck(name, run, 'no function is registered for this check');
+      return;
+    }
+    if (this.#hanging.has(name)) {
+      nat.finishCheck(name, run, PREVIOUS_RUN_HANGS);
+      return;
+    }
+    let finish;
+    const p = new Promise((resolve) => {
+      let over = false;
+      let timer;
+      const manual = this.#manual;
+      finish = (error, timedOut) => {
+        if (over) return;
+        over = true;
+        if (timer !== undefined) {
+          if (manual === undefined) clearTimeout(timer);
+          else {
+            clockTimers(manual).delete(timer);
+            native.cancelTimer(manual, timer);
+          }
+        }
+        if (timedOut) nat.timeOutCheck(name, run);
+        else nat.finishCheck(name, run, error);
+        if (this.#running.get(name) === p) this.#running.delete(name);
+        resolve();
+      };
+      const onTimeout = () => {
+        timer = undefined;
+        finish(null, true);
+      };
+      if (manual === undefined) {
+        timer = setTimeout(onTimeout, delayOf(timeout));
+      } else {
+        const id = native.scheduleTimer(opAfter(timeout, manual), manual);
+        if (id !== 0) {
+          timer = id;
+          clockTimers(manual).set(id, onTimeout);
+        }
+      }
+    });
+    this.#running.set(name, p);
+    this.#hanging.add(name);
+    const settled = (error) => {
+      this.#hanging.delete(name);
+      finish(error, false);
+    };
+    let r;
+    try {
+      r = fn();
+    } catch (err) {
+      settled(checkError(err));
+      return;
+    }
+    if (isThenable(r)) {
+      Promise.resolve(r).then(
+        (v) => settled(v === false ? 'the check returned false' : null),
+        (err) => settled(checkError(err)),
+      );
+    } else {
+      settled(r === false ? 'the check returned false' : null);
+    }
+  }
+}
+
+// --- ready-made endpoints ---
+
+/**
+ * A request handler serving `/health` (200 for `ok` and `degraded`, 503 for `down`, the
+ * report as JSON) and `/metrics` (the Prometheus text, `text/plain; version=0.0.4`), for
+ * `http.createServer(handler)` or as Express/Connect middleware (`app.use(handler)`: other
+ * paths go to `next()`; without `next`, 404). Options: `healthPath`, `metricsPath`.
+ */
+function observabilityHandler(registry, options = {}) {
+  if (!(registry instanceof Registry)) throw argumentError(`registry = <${typeOf(registry)}>: expected a Registry`);
+  if (options === null || typeof options !== 'object') {
+    throw argumentError(`options must be an object, got ${typeOf(options)}`);
+  }
+  const { healthPath = '/health', metricsPath = '/metrics' } = options;
+  for (const [k, v] of [
+    ['healthPath', healthPath],
+    ['metricsPath', metricsPath],
+  ]) {
+    if (typeof v !== 'string' || !v.startsWith('/')) throw optionError(k, v, 'expected a path starting with "/"');
+  }
+  const send = (req, res, status, type, body) => {
+    res.statusCode = status;
+    res.setHeader('Content-Type', type);
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  return function seawallObservability(req, res, next) {
+    const url = typeof req.url === 'string' ? req.url : '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path !== healthPath && path !== metricsPath) {
+      if (typeof next === 'function') return next();
+      return send(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    }
+    if (path === metricsPath) {
+      let text;
+      try {
+        text = registry.prometheus();
+      } catch (err) {
+        return send(req, res, 500, 'text/plain; charset=utf-8', `${checkError(err)}\n`);
+      }
+      return send(req, res, 200, 'text/plain; version=0.0.4; charset=utf-8', text);
+    }
+    registry.health().then(
+      (h) => send(req, res, h.status === 'down' ? 503 : 200, 'application/json; charset=utf-8', JSON.stringify(h)),
+      (err) => send(req, res, 500, 'application/json; charset=utf-8', JSON.stringify({ status: 'down', error: checkError(err) })),
+    );
+    return undefined;
+  };
+}
+
+/** Ready-made endpoints for a `Registry`. */
+const observability = Object.freeze({ handler: observabilityHandler });
+
 module.exports = {
   CircuitBreaker,
   Permit,
+  IdempotencyCache,
+  IdempotencyRecord,
+  RedisStore,
+  Lease,
+  Waiter,
+  RunContext,
+  MemoryStore,
+  Registry,
+  observability,
+  canonicalJson,
+  fingerprint,
+  jsonSerializer,
   ManualClock,
   SystemClock,
   Deadline,

@@ -2,9 +2,13 @@
 # Node: builds and packs the npm package, installs the tarball into a fresh npm project
 # outside the repository (offline: the package has no dependencies), and runs there
 #   - the package's tests (node --test), which import the installed package,
-#   - examples/node/*.js (each must exit by itself within 30 s; breaker.js and timeout.js
-#     must print what is expected below) and examples/demo/demo.js (its transition log
-#     must equal the Rust demo's byte for byte).
+#   - examples/node/*.js (each must exit by itself within 30 s; breaker.js, timeout.js,
+#     idempotency.js and observability.js must print what is expected below) and
+#     examples/demo/demo.js (its transition log must equal the Rust demo's byte for byte).
+# The observability tests compare the Node registry's Prometheus text and snapshot with the
+# Rust registry's for one scenario: bindings/node/examples/observability_scenario.rs, run
+# here once (SEAWALL_OBSERVABILITY_FIXTURE). The Redis store tests start their own
+# redis-server on 127.0.0.1 (scripts/bootstrap.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -23,6 +27,9 @@ npm install --offline --no-audit --no-fund --silent "$tarball"
 echo "installed $(node -p 'require("seawall/package.json").name + "@" + require("seawall/package.json").version') in $project"
 
 status=0
+fixture="$work/observability-rust.txt"
+(cd "$repo" && cargo run -q --release -p seawall-node --example observability_scenario) >"$fixture"
+export SEAWALL_OBSERVABILITY_FIXTURE="$fixture"
 # The tests import `seawall`, which must resolve to node_modules here, not to the repo.
 cp -r "$repo/node/tests" "$project/tests"
 node --test tests/ || { status=1; echo "node: the package tests FAILED (see above)" >&2; }
@@ -49,6 +56,27 @@ report 0: timed out: the 50 ms timeout of circuit breaker '"'"'reports'"'"' elap
 event: closed -> open (consecutive_failures)
 report 1: timed out: the 50 ms timeout of circuit breaker '"'"'reports'"'"' elapsed
 state = open, failures = 2, timeouts = 2'
+expected_idempotency='5 concurrent requests: 1 charge; every caller got ch_1: true
+retry an hour later: ch_1, charges = 1
+same key, another amount: SEAWALL_IDEMPOTENCY_MISMATCH
+owner: crashed after calling the provider
+duplicate, once the lease expired: recovered (took over: true)
+stats: executed=3 replayed=5 mismatched=1 takenOver=1'
+expected_observability='/health: 200 ok
+event: stateChange recommendations -> open
+event: rejected recommendations
+event: fallback recommendations
+recommendations while open: []
+/health: 200 degraded
+event: stateChange db -> forced_open
+/health: 503 down
+/metrics: 200 text/plain; version=0.0.4; charset=utf-8
+  seawall_breaker_calls_total{breaker="db",outcome="success"} 1
+  seawall_breaker_fallbacks_total{breaker="db"} 0
+  seawall_breaker_fallbacks_total{breaker="recommendations"} 1
+  seawall_health_status{status="ok"} 0
+  seawall_health_status{status="degraded"} 0
+  seawall_health_status{status="down"} 1'
 for ex in "$repo"/examples/node/*.js; do
   name="$(basename "$ex")"
   echo "example: $name"
@@ -62,6 +90,8 @@ for ex in "$repo"/examples/node/*.js; do
   case "$name" in
     breaker.js) expected="$expected_breaker" ;;
     timeout.js) expected="$expected_timeout" ;;
+    idempotency.js) expected="$expected_idempotency" ;;
+    observability.js) expected="$expected_observability" ;;
     *) expected="" ;;
   esac
   if [ -n "$expected" ] && [ "$out" != "$expected" ]; then

@@ -435,9 +435,11 @@ test('default breaker opens after 5 consecutive failures; snapshot has every fie
   assert.equal(breaker.state, 'open');
   const s = breaker.snapshot();
   assert.deepEqual(Object.keys(s).sort(), [
-    'consecutiveFailures', 'failureRate', 'failures', 'halfOpenInFlight', 'ignored', 'name', 'rejected',
-    'retryAfter', 'slow', 'slowCallRate', 'state', 'successes', 'timeouts', 'windowCalls',
+    'consecutiveFailures', 'critical', 'failureRate', 'failures', 'fallbacks', 'halfOpenInFlight', 'ignored', 'name',
+    'rejected', 'retryAfter', 'slow', 'slowCallRate', 'state', 'successes', 'timeouts', 'windowCalls',
   ]);
+  assert.equal(s.critical, true, 'breakers are critical by default');
+  assert.equal(s.fallbacks, 0);
   assert.equal(s.retryAfter, 30_000);
   assert.equal(s.name, 'defaults');
 });

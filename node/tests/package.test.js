@@ -64,6 +64,17 @@ test('the exports map exposes the package entry only (plus package.json)', () =>
     'currentDeadline',
     'parseGrpcTimeout',
     'formatGrpcTimeout',
+    'IdempotencyCache',
+    'IdempotencyRecord',
+    'MemoryStore',
+    'Lease',
+    'Waiter',
+    'RunContext',
+    'Registry',
+    'observability',
+    'canonicalJson',
+    'fingerprint',
+    'jsonSerializer',
   ]) {
     assert.ok(name in api, `exports ${name}`);
   }

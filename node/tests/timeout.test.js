@@ -405,6 +405,22 @@ test('bad durations are refused with RangeError/TypeError naming the argument an
   assert.throws(() => d.within(-5), (e) => e instanceof RangeError && e.message.includes('ms = -5ms'));
   assert.throws(() => d.budget(0.5, -1), (e) => e instanceof RangeError && e.message.includes('minMs = -1ms'));
   assert.throws(() => d.budget('half', 1), (e) => e instanceof TypeError && e.message.includes('fraction'));
+  // The core's try_budget refuses a fraction outside [0, 1], NaN and the infinities.
+  for (const bad of [-0.1, 1.5, NaN, Infinity, -Infinity]) {
+    assert.throws(
+      () => d.budget(bad, 1),
+      (e) =>
+        e instanceof RangeError &&
+        e.code === 'SEAWALL_INVALID_ARGUMENT' &&
+        // TODO(core): try_budget prints infinities Rust-style ("inf"); finite values and NaN as JS does.
+        e.message.includes(Number.isFinite(bad) || Number.isNaN(bad) ? `fraction = ${bad}` : 'fraction = ') &&
+        e.message.includes('must be in [0, 1]'),
+      `budget(${bad})`,
+    );
+  }
+  // The bounds themselves are accepted.
+  assert.equal(d.budget(0, 0), 0);
+  assert.ok(d.budget(1, 0) > 99 && d.budget(1, 0) <= 100);
 });
 
 test('bad arguments of timeout reject (never throw) with SEAWALL_INVALID_ARGUMENT', async () => {

@@ -15,7 +15,7 @@
 //! by JS with `takeEvents()`; `acquire`, `settle` and the permit methods report whether any
 //! are pending so the hot path needs no extra call.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,22 +25,24 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use seawall::{
-    BreakerConfig, CircuitBreaker, DurationUnit, ListenerId, Naming, Outcome, SharedPermit, State, StateChange, Style,
+    BreakerConfig, CircuitBreaker, DurationUnit, Event, ListenerId, Naming, Outcome, SharedPermit, State, StateChange,
+    Style,
 };
 
 use crate::clock::ManualClock;
 use crate::errors::{config_value, duration_ms, guard, js_error, opt_duration_arg, throw};
 use crate::hot;
 
-/// State changes queued by the core listener until JS takes them.
+/// Events queued by the core listeners until JS takes them: state changes always; the
+/// other kinds (rejections, timeouts, fallbacks) while JS watches them (`watchAll`).
 #[derive(Default)]
 struct EventQueue {
     pending: AtomicBool,
-    queue: Mutex<Vec<StateChange>>,
+    queue: Mutex<Vec<Event>>,
 }
 
 impl EventQueue {
-    fn push(&self, e: &StateChange) {
+    fn push(&self, e: &Event) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         q.push(e.clone());
         self.pending.store(true, Ordering::Release);
@@ -51,21 +53,68 @@ impl EventQueue {
         self.pending.load(Ordering::Acquire)
     }
 
-    fn take(&self) -> Vec<StateChange> {
+    fn take(&self) -> Vec<Event> {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         self.pending.store(false, Ordering::Release);
         std::mem::take(&mut *q)
     }
 }
 
-/// A state change as JS sees it: `{ breaker, from, to, at, reason }`, `at` in ms.
+/// An event as JS takes it (the JS layer builds the objects it emits from these):
+/// `kind` is `state_change` (`from`, `to`, `reason`), `rejected` (`state`, `retryAfter`),
+/// `timeout` (`took`) or `fallback`; `at` is ms on the breaker's clock.
 #[napi(object)]
-pub struct StateChangeEvent {
+pub struct BreakerEvent {
+    pub kind: String,
     pub breaker: String,
-    pub from: String,
-    pub to: String,
     pub at: f64,
-    pub reason: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reason: Option<String>,
+    pub state: Option<String>,
+    pub retry_after: Option<f64>,
+    pub took: Option<f64>,
+}
+
+impl BreakerEvent {
+    fn of(e: Event) -> Self {
+        let mut out = BreakerEvent {
+            kind: e.kind().to_owned(),
+            breaker: String::new(),
+            at: 0.0,
+            from: None,
+            to: None,
+            reason: None,
+            state: None,
+            retry_after: None,
+            took: None,
+        };
+        match e {
+            Event::StateChange(StateChange { breaker, from, to, at, reason }) => {
+                out.breaker = breaker.to_string();
+                out.at = duration_ms(at);
+                out.from = Some(from.as_str().to_owned());
+                out.to = Some(to.as_str().to_owned());
+                out.reason = Some(reason.as_str().to_owned());
+            }
+            Event::Rejected { breaker, state, retry_after, at } => {
+                out.breaker = breaker.to_string();
+                out.at = duration_ms(at);
+                out.state = Some(state.as_str().to_owned());
+                out.retry_after = Some(duration_ms(retry_after));
+            }
+            Event::Timeout { breaker, took, at } => {
+                out.breaker = breaker.to_string();
+                out.at = duration_ms(at);
+                out.took = Some(duration_ms(took));
+            }
+            Event::Fallback { breaker, at } => {
+                out.breaker = breaker.to_string();
+                out.at = duration_ms(at);
+            }
+        }
+        out
+    }
 }
 
 /// A breaker snapshot as JS sees it (durations in ms; `retryAfter` is `Infinity` when forced open).
@@ -85,6 +134,10 @@ pub struct BreakerSnapshot {
     pub consecutive_failures: u32,
     pub retry_after: f64,
     pub half_open_in_flight: u32,
+    /// Rejected calls answered by a fallback (degraded service).
+    pub fallbacks: f64,
+    /// Whether an open breaker makes the service `down` (true) or `degraded` (false).
+    pub critical: bool,
 }
 
 /// A JS value already built (an error object), returned as is.
@@ -156,12 +209,20 @@ pub(crate) struct Core {
     events: Arc<EventQueue>,
     slots: RefCell<Slots>,
     needs_duration: bool,
+    /// Calls are timed from `acquire`: durations are needed, or the breaker has a
+    /// `timeout` (a timed-out call then records how long it ran, for the 'timeout' event).
+    timed: bool,
     listener: ListenerId,
+    /// The listener of every kind of event, while JS watches them.
+    all: Cell<Option<ListenerId>>,
 }
 
 impl Drop for Core {
     fn drop(&mut self) {
         self.breaker.remove_listener(self.listener);
+        if let Some(id) = self.all.take() {
+            self.breaker.remove_listener(id);
+        }
     }
 }
 
@@ -176,7 +237,7 @@ impl Core {
     pub(crate) fn acquire(&self) -> std::result::Result<i32, seawall::Error> {
         match self.breaker.try_acquire_shared() {
             Ok(permit) => {
-                let start = if self.needs_duration { self.breaker.clock().now() } else { Duration::ZERO };
+                let start = if self.timed { self.breaker.clock().now() } else { Duration::ZERO };
                 let mut slots = self.slots.borrow_mut();
                 let slot = slots.insert(Slot { permit, start });
                 if slot > MAX_SLOTS {
@@ -201,7 +262,7 @@ impl Core {
         };
         match outcome_of(outcome) {
             Some(o) => {
-                let took = if self.needs_duration && o != Outcome::Ignore {
+                let took = if (self.needs_duration && o != Outcome::Ignore) || (self.timed && o == Outcome::Timeout) {
                     self.breaker.clock().now().saturating_sub(start)
                 } else {
                     Duration::ZERO
@@ -272,9 +333,9 @@ impl NativeBreaker {
         })
     }
 
-    /// State-change events queued since the last call, in order, or `null`.
+    /// Events queued since the last call, in order, or `null`.
     #[napi(catch_unwind)]
-    pub fn take_events(&self) -> Option<Vec<StateChangeEvent>> {
+    pub fn take_events(&self) -> Option<Vec<BreakerEvent>> {
         if !self.core.events.pending() {
             return None;
         }
@@ -282,18 +343,49 @@ impl NativeBreaker {
         if events.is_empty() {
             return None;
         }
-        Some(
-            events
-                .into_iter()
-                .map(|e| StateChangeEvent {
-                    breaker: e.breaker.to_string(),
-                    from: e.from.as_str().to_owned(),
-                    to: e.to.as_str().to_owned(),
-                    at: duration_ms(e.at),
-                    reason: e.reason.as_str().to_owned(),
-                })
-                .collect(),
-        )
+        Some(events.into_iter().map(BreakerEvent::of).collect())
+    }
+
+    /// Queue rejections, timeouts and fallbacks too (`true`), or state changes only. The
+    /// core reads the clock and queues an event per rejection and timeout only while some
+    /// listener watches them, so JS turns this on only while it has such listeners.
+    #[napi(catch_unwind)]
+    pub fn watch_all(&self, env: Env, on: bool) -> Result<()> {
+        guard(env.raw(), || {
+            let core = &self.core;
+            match (on, core.all.get()) {
+                (true, None) => {
+                    let queue = Arc::clone(&core.events);
+                    let id = core.breaker.on_event(move |e| {
+                        if !matches!(e, Event::StateChange(_)) {
+                            queue.push(e);
+                        }
+                    });
+                    core.all.set(Some(id));
+                }
+                (false, Some(id)) => {
+                    core.breaker.remove_listener(id);
+                    core.all.set(None);
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    /// Counts a rejected call answered by a fallback (cold path of `hotPath().fallback`).
+    #[napi(catch_unwind)]
+    pub fn record_fallback(&self, env: Env) -> Result<bool> {
+        guard(env.raw(), || {
+            self.core.breaker.record_fallback();
+            Ok(self.core.events.pending())
+        })
+    }
+
+    /// Whether an open breaker makes the service `down` (the `critical` option).
+    #[napi(getter, catch_unwind)]
+    pub fn critical(&self) -> bool {
+        self.core.breaker.config().critical
     }
 
     #[napi(getter, catch_unwind)]
@@ -337,6 +429,8 @@ impl NativeBreaker {
             consecutive_failures: s.consecutive_failures,
             retry_after: duration_ms(s.retry_after),
             half_open_in_flight: s.half_open_in_flight,
+            fallbacks: s.fallbacks as f64,
+            critical: s.critical,
         })
     }
 
@@ -367,6 +461,14 @@ impl NativeBreaker {
 
 impl NativeBreaker {
     fn build(env: Env, options: Option<Object<'_>>, clock: Option<&ManualClock>) -> Result<Self> {
+        let config = Self::config(env, options, clock)?;
+        let breaker = CircuitBreaker::new(config).map_err(|e| throw(env.raw(), e.into()))?;
+        Ok(Self::wrap(breaker))
+    }
+
+    /// The breaker config of a JS options object: every key through the core's `set`
+    /// (camelCase, ms), `undefined` values and the `clock` key skipped.
+    pub(crate) fn config(env: Env, options: Option<Object<'_>>, clock: Option<&ManualClock>) -> Result<BreakerConfig> {
         let mut config = BreakerConfig::with_style(Style { naming: Naming::Camel, unit: DurationUnit::Millis });
         if let Some(c) = clock {
             config = config.with_clock(c.shared());
@@ -377,17 +479,34 @@ impl NativeBreaker {
                     continue;
                 }
                 let Some(v) = opts.get::<Unknown<'_>>(&key)? else { continue };
+                if v.get_type()? == ValueType::Undefined {
+                    continue;
+                }
                 let value = config_value(&v)?;
                 config.set(&key, value).map_err(|e| throw(env.raw(), e.into()))?;
             }
         }
-        let breaker = CircuitBreaker::new(config).map_err(|e| throw(env.raw(), e.into()))?;
+        Ok(config)
+    }
+
+    /// A JS-side handle on a core breaker (a new one, or one a registry holds): its own
+    /// event queue and listener.
+    pub(crate) fn wrap(breaker: CircuitBreaker) -> Self {
         let events = Arc::new(EventQueue::default());
         let queue = Arc::clone(&events);
-        let listener = breaker.on_state_change(move |e| queue.push(e));
+        let listener = breaker.on_state_change(move |e| queue.push(&Event::StateChange(e.clone())));
         let needs_duration = breaker.needs_duration();
-        let core = Core { breaker, events, slots: RefCell::new(Slots::default()), needs_duration, listener };
-        Ok(Self { core: Rc::new(core) })
+        let timed = needs_duration || breaker.config().timeout.is_some();
+        let core = Core {
+            breaker,
+            events,
+            slots: RefCell::new(Slots::default()),
+            needs_duration,
+            timed,
+            listener,
+            all: Cell::new(None),
+        };
+        Self { core: Rc::new(core) }
     }
 }
 

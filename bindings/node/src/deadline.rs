@@ -27,7 +27,7 @@ use seawall::{CancelReason, SharedClock, TimerGuard};
 
 use crate::breaker::RawValue;
 use crate::clock::{system_clock, ManualClock, ManualShared};
-use crate::errors::{duration_arg, duration_arg_f64, duration_ms, guard, js_error, throw, type_name};
+use crate::errors::{duration_arg, duration_arg_f64, duration_ms, guard, js_error, throw, throw_as, type_name, Kind};
 use crate::hot::{boolean, guarded};
 
 fn invalid(env: sys::napi_env, message: String) -> Error {
@@ -259,6 +259,7 @@ pub fn deadline_to_grpc_timeout(env: Env, at: f64, clock: Option<Unknown<'_>>) -
 }
 
 /// `fraction` of what remains, at least `minMs`, at most what remains (ms, fractional).
+/// `fraction` must be in [0, 1] (the core's `try_budget` refuses anything else, NaN included).
 #[napi(catch_unwind)]
 pub fn deadline_budget(
     env: Env,
@@ -283,7 +284,10 @@ pub fn deadline_budget(
             Some(m) if m.get_type()? != ValueType::Undefined => duration_arg(env.raw(), "minMs", Some(m))?,
             _ => Duration::ZERO,
         };
-        Ok(duration_ms(clock.deadline(at).budget(fraction, min)))
+        // The core refuses a fraction outside [0, 1] (or NaN): a number out of range, so a
+        // `RangeError` with code SEAWALL_INVALID_ARGUMENT.
+        let share = clock.deadline(at).try_budget(fraction, min).map_err(|e| throw_as(env.raw(), e, Kind::Range))?;
+        Ok(duration_ms(share))
     })
 }
 

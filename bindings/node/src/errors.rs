@@ -4,7 +4,9 @@
 //! [`seawall::ErrorCode::as_str`] (generically: a code added to the core needs nothing
 //! here); configuration errors carry `field` and `value`, and are `TypeError`s when the
 //! value had the wrong type; rejections carry `retryAfter` (ms, `Infinity` when forced
-//! open), `state` and `breaker`; timeouts are named `TimeoutError` (as `fetch` and
+//! open), `state` and `breaker`; idempotency errors carry `key` (and `retryAfter` and
+//! `waited` in ms for in-progress, `token` and `reason` for a lost lease); timeouts are
+//! named `TimeoutError` (as `fetch` and
 //! `AbortSignal.timeout` name theirs). Invalid arguments are `TypeError`s (as Node's own
 //! `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE`), except a number out of range for a
 //! duration, which is a `RangeError` (as `ERR_OUT_OF_RANGE`).
@@ -74,6 +76,19 @@ pub(crate) fn js_error_as(env: sys::napi_env, err: &CoreError, kind: Kind) -> Re
         }
         CoreError::Timeout(_) => {
             obj.set("name", "TimeoutError")?;
+        }
+        CoreError::IdempotencyInProgress(e) => {
+            obj.set("key", e.key.as_str())?;
+            obj.set("retryAfter", duration_ms(e.retry_after))?;
+            obj.set("waited", duration_ms(e.waited))?;
+        }
+        CoreError::IdempotencyMismatch { key } => {
+            obj.set("key", key.as_str())?;
+        }
+        CoreError::LeaseLost { key, token, reason } => {
+            obj.set("key", key.as_str())?;
+            obj.set("token", *token as f64)?;
+            obj.set("reason", reason.as_str())?;
         }
         _ => {}
     }

@@ -13,6 +13,7 @@
 //! | `settle(slot, outcome)` | `eventsPending` (0 success, 1 failure, 2 timeout, 3 ignore, 4 cancel) |
 //! | `state()` | `(stateIndex << 1) \| eventsPending` (closed, open, half_open, forced_open, disabled) |
 //! | `pending()` | `eventsPending` |
+//! | `fallback()` | `eventsPending` (counts a rejected call answered by a fallback: `record_fallback`) |
 //!
 //! No panic crosses the boundary: each body runs under `catch_unwind`, and a panic becomes a
 //! JS `Error` with code `SEAWALL_INTERNAL`.
@@ -28,23 +29,24 @@ use napi::sys;
 use crate::breaker::Core;
 use crate::errors::{js_error, panic_message, throw};
 
-type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+pub(crate) type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 /// The functions `NativeBreaker#hotPath()` hands out.
 pub(crate) const FUNCTIONS: &[(&str, Callback)] =
-    &[("acquire", acquire), ("settle", settle), ("state", state), ("pending", pending)];
+    &[("acquire", acquire), ("settle", settle), ("state", state), ("pending", pending), ("fallback", fallback)];
 
-/// Creates `cb` as a JS function bound to `core`.
-pub(crate) fn bound_function(env: sys::napi_env, name: &str, cb: Callback, core: &Rc<Core>) -> Result<sys::napi_value> {
+/// Creates `cb` as a JS function bound to `core` (its callback data is one `Rc` count,
+/// given back by the function's finalizer).
+pub(crate) fn bound_function<T>(env: sys::napi_env, name: &str, cb: Callback, core: &Rc<T>) -> Result<sys::napi_value> {
     let data = Rc::into_raw(Rc::clone(core)) as *mut c_void;
     let mut f = ptr::null_mut();
     let status =
         unsafe { sys::napi_create_function(env, name.as_ptr().cast(), name.len() as isize, Some(cb), data, &mut f) };
     if status != sys::Status::napi_ok {
-        unsafe { drop(Rc::from_raw(data as *const Core)) };
+        unsafe { drop(Rc::from_raw(data as *const T)) };
         return Err(Error::new(Status::GenericFailure, format!("cannot create function {name}")));
     }
-    let status = unsafe { sys::napi_add_finalizer(env, f, data, Some(release), ptr::null_mut(), ptr::null_mut()) };
+    let status = unsafe { sys::napi_add_finalizer(env, f, data, Some(release::<T>), ptr::null_mut(), ptr::null_mut()) };
     if status != sys::Status::napi_ok {
         // Leak one Rc rather than free what the function may still use.
         return Err(Error::new(Status::GenericFailure, format!("cannot attach finalizer to {name}")));
@@ -52,15 +54,16 @@ pub(crate) fn bound_function(env: sys::napi_env, name: &str, cb: Callback, core:
     Ok(f)
 }
 
-unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    unsafe { drop(Rc::from_raw(data as *const Core)) };
+unsafe extern "C" fn release<T>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    unsafe { drop(Rc::from_raw(data as *const T)) };
 }
 
-/// Reads up to `N` arguments and the bound core.
-unsafe fn args<const N: usize>(
+/// Reads up to `N` arguments (missing ones read as `undefined`), their count, and the
+/// bound core.
+pub(crate) unsafe fn args<const N: usize, T: 'static>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-) -> Result<([sys::napi_value; N], usize, &'static Core)> {
+) -> Result<([sys::napi_value; N], usize, &'static T)> {
     let mut argv = [ptr::null_mut(); N];
     let mut argc = N;
     let mut data = ptr::null_mut();
@@ -68,9 +71,16 @@ unsafe fn args<const N: usize>(
     if status != sys::Status::napi_ok || data.is_null() {
         return Err(Error::new(Status::GenericFailure, "bad callback info"));
     }
-    // SAFETY: `data` is the `Rc<Core>` leaked by `bound_function`, freed only by the
+    if argc < N {
+        let mut undefined = ptr::null_mut();
+        unsafe { sys::napi_get_undefined(env, &mut undefined) };
+        for a in argv.iter_mut().skip(argc) {
+            *a = undefined;
+        }
+    }
+    // SAFETY: `data` is the `Rc<T>` leaked by `bound_function`, freed only by the
     // function's finalizer, which cannot run while the function is being called.
-    Ok((argv, argc, unsafe { &*(data as *const Core) }))
+    Ok((argv, argc, unsafe { &*(data as *const T) }))
 }
 
 /// Runs `body`, turning errors into a thrown JS error and panics into `SEAWALL_INTERNAL`.
@@ -115,7 +125,7 @@ fn u32_arg(env: sys::napi_env, v: sys::napi_value, what: &str) -> Result<u32> {
 
 unsafe extern "C" fn acquire(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     guarded(env, || {
-        let (_, _, core) = unsafe { args::<0>(env, info)? };
+        let (_, _, core) = unsafe { args::<0, Core>(env, info)? };
         match core.acquire() {
             Ok(r) => int(env, r),
             Err(e @ seawall::Error::BreakerOpen(_)) => js_error(env, &e),
@@ -126,7 +136,7 @@ unsafe extern "C" fn acquire(env: sys::napi_env, info: sys::napi_callback_info) 
 
 unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     guarded(env, || {
-        let (argv, argc, core) = unsafe { args::<2>(env, info)? };
+        let (argv, argc, core) = unsafe { args::<2, Core>(env, info)? };
         if argc < 2 {
             return Err(throw(env, seawall::Error::InvalidArgument("settle(slot, outcome) needs 2 arguments".into())));
         }
@@ -139,7 +149,7 @@ unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -
 
 unsafe extern "C" fn state(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     guarded(env, || {
-        let (_, _, core) = unsafe { args::<0>(env, info)? };
+        let (_, _, core) = unsafe { args::<0, Core>(env, info)? };
         let index = core.state_index();
         int(env, ((index << 1) | u32::from(core.events_pending())) as i32)
     })
@@ -147,7 +157,15 @@ unsafe extern "C" fn state(env: sys::napi_env, info: sys::napi_callback_info) ->
 
 unsafe extern "C" fn pending(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     guarded(env, || {
-        let (_, _, core) = unsafe { args::<0>(env, info)? };
+        let (_, _, core) = unsafe { args::<0, Core>(env, info)? };
+        boolean(env, core.events_pending())
+    })
+}
+
+unsafe extern "C" fn fallback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    guarded(env, || {
+        let (_, _, core) = unsafe { args::<0, Core>(env, info)? };
+        core.breaker.record_fallback();
         boolean(env, core.events_pending())
     })
 }

@@ -8,6 +8,11 @@
 //! instant; the per-call operations are plain Node-API functions. Timers of JS code on a
 //! `ManualClock` are core timers whose firing `advance` reports back to JS (`clock.rs`).
 //!
+//! The idempotency cache (`idempotency.rs`) has the same split: plain functions over lease
+//! slots for `run`, native objects for the low-level surface; waiting duplicates are woken
+//! through one thread-safe function, never by polling. The registry (`registry.rs`) runs
+//! JavaScript health checks through the core's external-check protocol.
+//!
 //! Events: core listeners run synchronously on the calling (JS) thread, inside the native
 //! call that caused the change. napi values are not `Send`, so the native listener only
 //! queues the event; each native call then tells the JS layer whether events are pending
@@ -21,6 +26,9 @@ mod clock;
 mod deadline;
 mod errors;
 mod hot;
+mod idempotency;
+mod raw;
+mod registry;
 
 use napi_derive::napi;
 
