@@ -346,6 +346,19 @@ typedef struct seawall_idem_waiter seawall_idem_waiter;
 typedef struct seawall_permit seawall_permit;
 
 /**
+ * Options of a Redis store under construction (see docs/redis.md): `url` (default
+ * `redis://127.0.0.1:6379/0`), `prefix` (default `seawall:idem:`), and the durations in
+ * milliseconds `connect_timeout`, `command_timeout`, `reconnect_delay`,
+ * `reconnect_max_delay`, `completion_retry_window`. Not to be changed by two threads at once.
+ */
+typedef struct seawall_redis_config seawall_redis_config;
+
+/**
+ * A Redis store handle; may be shared by threads and by several caches.
+ */
+typedef struct seawall_redis_store seawall_redis_store;
+
+/**
  * Named breakers and health checks, reported together. Every function on it may be
  * called from any thread at the same time. Free it with `seawall_registry_free`.
  */
@@ -2020,6 +2033,86 @@ const char *seawall_version(void);
  * to stderr.)
  */
 enum seawall_status seawall_internal_test_panic(void);
+
+/**
+ * Creates a Redis store configuration with every default. Free it with
+ * `seawall_redis_config_free`.
+ *
+ * # Safety
+ * `out_config` must be NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_redis_config_new(struct seawall_redis_config **out_config);
+
+/**
+ * Sets a text option (`url`, `prefix`). `SEAWALL_E_CONFIG` for a refused value (the
+ * message names the field and the value), `SEAWALL_E_INVALID_ARGUMENT` for NULL or
+ * non-UTF-8 strings.
+ *
+ * # Safety
+ * `config` NULL or live; `key` and `value` NULL or NUL-terminated.
+ */
+enum seawall_status seawall_redis_config_set_str(struct seawall_redis_config *config,
+                                                 const char *key,
+                                                 const char *value);
+
+/**
+ * Sets a duration option, in milliseconds (a `double`, so negative and NaN values reach
+ * the core's checks and are refused with `SEAWALL_E_CONFIG`).
+ *
+ * # Safety
+ * `config` NULL or live; `key` NULL or NUL-terminated.
+ */
+enum seawall_status seawall_redis_config_set_double(struct seawall_redis_config *config,
+                                                    const char *key,
+                                                    double value);
+
+/**
+ * Frees a configuration (stores built from it are unaffected). NULL does nothing.
+ *
+ * # Safety
+ * `config` must be NULL or a live configuration, not used afterwards.
+ */
+void seawall_redis_config_free(struct seawall_redis_config *config);
+
+/**
+ * Builds a Redis store from a configuration (copied). It connects on first use, so a
+ * Redis that is down makes the cache calls fail fast with `SEAWALL_E_STORE_UNAVAILABLE`,
+ * not this call. Free it with `seawall_redis_store_free`.
+ *
+ * # Safety
+ * `config` must be NULL or live; `out_store` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_redis_store_new(const struct seawall_redis_config *config,
+                                            struct seawall_redis_store **out_store);
+
+/**
+ * One round trip to Redis: `*out_ms` is how long it took. `SEAWALL_E_STORE_UNAVAILABLE`
+ * when Redis cannot be reached within the timeouts (a health check for the store).
+ *
+ * # Safety
+ * `store` must be NULL or live; `out_ms` NULL or valid for writing.
+ */
+enum seawall_status seawall_redis_store_ping(const struct seawall_redis_store *store,
+                                             double *out_ms);
+
+/**
+ * Frees a store handle. Caches built with it keep the store alive. NULL does nothing.
+ *
+ * # Safety
+ * `store` must be NULL or a live store, not used afterwards.
+ */
+void seawall_redis_store_free(struct seawall_redis_store *store);
+
+/**
+ * Makes caches built from `config` keep their keys in `store` instead of a memory store
+ * of their own (`max_entries` / `max_bytes` then do not apply). The configuration keeps a
+ * reference: the store handle may be freed afterwards.
+ *
+ * # Safety
+ * `config` and `store` must each be NULL or live.
+ */
+enum seawall_status seawall_idem_config_set_redis_store(struct seawall_idem_config *config,
+                                                        const struct seawall_redis_store *store);
 
 #ifdef __cplusplus
 }  // extern "C"

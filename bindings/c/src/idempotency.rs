@@ -33,6 +33,13 @@ pub struct seawall_idem_config {
     inner: IdempotencyConfig,
 }
 
+impl seawall_idem_config {
+    /// Uses `store` for caches built from this configuration.
+    pub(crate) fn set_store(&mut self, store: seawall::store::SharedStore) {
+        self.inner = std::mem::take(&mut self.inner).with_store(store);
+    }
+}
+
 /// Creates a configuration with every default (memory store, system clock). Free it with
 /// `seawall_idem_config_free`.
 ///

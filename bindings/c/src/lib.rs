@@ -5,7 +5,8 @@
 //! crate by cbindgen (`SEAWALL_BLESS=1 cargo test -p seawall-ffi --test header`).
 //!
 //! Circuit breakers, deadlines and cancel tokens, the idempotency cache (`seawall_idem_*`)
-//! and the registry with health checks and metrics (`seawall_registry_*`).
+//! with memory and Redis stores (`seawall_redis_*`), and the registry with health checks
+//! and metrics (`seawall_registry_*`).
 //!
 //! Conventions, the same for every function:
 //! - every function that can fail returns a `seawall_status`; results come back through
@@ -31,6 +32,7 @@ pub mod permit;
 pub mod record;
 pub mod registry;
 pub mod status;
+pub mod store;
 
 pub use breaker::{seawall_breaker, seawall_snapshot, seawall_state};
 pub use cancel::{seawall_cancel_fn, seawall_cancel_reason, seawall_cancel_token, seawall_timer};
@@ -50,3 +52,4 @@ pub use registry::{
     SEAWALL_CHECK_MESSAGE_SIZE,
 };
 pub use status::seawall_status;
+pub use store::{seawall_redis_config, seawall_redis_store};
