@@ -3,12 +3,16 @@
 # outside the repository (offline: the package has no dependencies), and runs there
 #   - the package's tests (node --test), which import the installed package,
 #   - examples/node/*.js (each must exit by itself within 30 s; breaker.js, timeout.js,
-#     idempotency.js and observability.js must print what is expected below) and
+#     idempotency.js, observability.js and express.js must print what is expected below) and
 #     examples/demo/demo.js (its transition log must equal the Rust demo's byte for byte).
 # The observability tests compare the Node registry's Prometheus text and snapshot with the
 # Rust registry's for one scenario: bindings/node/examples/observability_scenario.rs, run
 # here once (SEAWALL_OBSERVABILITY_FIXTURE). The Redis store tests start their own
 # redis-server on 127.0.0.1 (scripts/bootstrap.sh installs it).
+# The HTTP integration tests (seawall/express) and examples/node/express.js need Express,
+# which is not a dependency of seawall (the middleware only uses node:http objects): the
+# pinned versions below are installed into the test project from the npm registry (this
+# step needs network access), and the Express tests run once more against Express 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -25,6 +29,10 @@ cd "$project"
 npm init -y >/dev/null
 npm install --offline --no-audit --no-fund --silent "$tarball"
 echo "installed $(node -p 'require("seawall/package.json").name + "@" + require("seawall/package.json").version') in $project"
+express_version=5.3.0
+express4_version=4.22.3
+npm install --no-audit --no-fund --silent "express@$express_version" "express4@npm:express@$express4_version"
+echo "installed express@$express_version and express@$express4_version (as express4) for the HTTP integration tests"
 
 status=0
 fixture="$work/observability-rust.txt"
@@ -33,6 +41,9 @@ export SEAWALL_OBSERVABILITY_FIXTURE="$fixture"
 # The tests import `seawall`, which must resolve to node_modules here, not to the repo.
 cp -r "$repo/node/tests" "$project/tests"
 node --test tests/ || { status=1; echo "node: the package tests FAILED (see above)" >&2; }
+echo "the Express integration tests again, against Express $express4_version"
+SEAWALL_TEST_EXPRESS=express4 node --test tests/express.test.js tests/express-deadline.test.js tests/express-redis.test.js ||
+  { status=1; echo "node: the Express tests FAILED against Express $express4_version (see above)" >&2; }
 
 # Examples, run as a user would: copied into the project, importing the installed package.
 mkdir -p examples
@@ -62,6 +73,13 @@ same key, another amount: SEAWALL_IDEMPOTENCY_MISMATCH
 owner: crashed after calling the provider
 duplicate, once the lease expired: recovered (took over: true)
 stats: executed=3 replayed=5 mismatched=1 takenOver=1'
+expected_express='first: 201 {"id":1,"item":"book"}
+retry: 201 (replayed) {"id":1,"item":"book"}
+same key, other item: 422 urn:seawall:problem:idempotency-key-reused
+no key: 400 urn:seawall:problem:idempotency-key-missing
+3 racing requests: 1 distinct response, orders created: 2
+client budget 50 ms, 200 ms of work: 504 urn:seawall:problem:deadline-exceeded
+its retry, once done: 201 (replayed) {"id":3,"item":"desk"}'
 expected_observability='/health: 200 ok
 event: stateChange recommendations -> open
 event: rejected recommendations
@@ -92,6 +110,7 @@ for ex in "$repo"/examples/node/*.js; do
     timeout.js) expected="$expected_timeout" ;;
     idempotency.js) expected="$expected_idempotency" ;;
     observability.js) expected="$expected_observability" ;;
+    express.js) expected="$expected_express" ;;
     *) expected="" ;;
   esac
   if [ -n "$expected" ] && [ "$out" != "$expected" ]; then

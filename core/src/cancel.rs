@@ -134,10 +134,12 @@ impl CancelToken {
 
     /// Removes a callback that has not run; false when it ran or was removed.
     pub fn remove(&self, id: CallbackId) -> bool {
-        let mut s = self.inner.state.lock();
-        let before = s.callbacks.len();
-        s.callbacks.retain(|(i, _)| *i != id.0);
-        s.callbacks.len() != before
+        let removed = {
+            let mut s = self.inner.state.lock();
+            let at = s.callbacks.iter().position(|(i, _)| *i == id.0);
+            at.map(|i| s.callbacks.remove(i))
+        };
+        removed.is_some() // the closure is dropped here, outside the lock
     }
 
     /// A token cancelled when this one is (with the same reason), and cancellable on its

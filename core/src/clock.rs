@@ -249,7 +249,8 @@ impl Clock for ManualClock {
     }
 
     fn cancel_timer(&self, id: TimerId) -> bool {
-        self.timers.lock().cancel(id)
+        let removed = self.timers.lock().cancel(id);
+        removed.is_some() // dropped here, outside the lock: dropping may run user code
     }
 }
 

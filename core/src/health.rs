@@ -189,9 +189,20 @@ impl Checks {
     /// The checks to run now: not run within their interval and not already running.
     /// Marks them running.
     pub fn due(&self, now: Duration) -> Vec<DueCheck> {
+        self.due_where(now, |_| true)
+    }
+
+    /// [`due`](Self::due), only for the checks the core runs (`external = false`) or only
+    /// for those the binding runs (`external = true`): one runner never marks the other's
+    /// checks running.
+    pub fn due_of(&self, now: Duration, external: bool) -> Vec<DueCheck> {
+        self.due_where(now, |e| e.f.is_none() == external)
+    }
+
+    fn due_where(&self, now: Duration, pick: impl Fn(&Entry) -> bool) -> Vec<DueCheck> {
         let mut map = self.map.lock();
         let mut out = Vec::new();
-        for (name, e) in map.iter_mut() {
+        for (name, e) in map.iter_mut().filter(|(_, e)| pick(e)) {
             let fresh = e.checked_at.is_some_and(|at| now.saturating_sub(at) < e.config.interval);
             if fresh || e.running_since.is_some() {
                 continue;

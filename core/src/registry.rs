@@ -220,7 +220,7 @@ impl Registry {
     }
 
     fn run_due_checks(&self) {
-        let due = self.inner.checks.due(self.inner.clock.now());
+        let due = self.inner.checks.due_of(self.inner.clock.now(), false);
         let (tx, rx) = mpsc::channel();
         let mut waiting = Vec::new();
         for d in due {

@@ -36,7 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
+use std::sync::{Condvar as StdCondvar, Mutex as StdMutex};
 
 use crate::clock::{Clock, SystemClock};
 
@@ -67,8 +68,10 @@ impl TimerQueue {
         id
     }
 
-    pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
-        let removed = self.pending.remove(&id.0).is_some();
+    /// Removes a timer and hands its closure back, so the caller drops it after releasing
+    /// the lock (dropping it may run user code).
+    pub(crate) fn cancel(&mut self, id: TimerId) -> Option<TimerFn> {
+        let removed = self.pending.remove(&id.0);
         if self.pending.is_empty() {
             self.heap.clear();
         }
@@ -109,9 +112,13 @@ pub(crate) fn fire(f: TimerFn) {
     }
 }
 
+/// The timer thread's state. It uses the standard library's mutex and condvar, not
+/// `parking_lot`'s: a forked child inherits `parking_lot`'s global table of parked threads
+/// with entries for threads that do not exist there, and parking on it can crash the child
+/// (parking_lot issue #515). The standard ones park on a futex in the object itself.
 struct Global {
-    queue: Mutex<TimerQueue>,
-    wake: Condvar,
+    queue: StdMutex<TimerQueue>,
+    wake: StdCondvar,
 }
 
 /// The process's timer thread, started on first use and again in a forked child.
@@ -124,7 +131,7 @@ fn global() -> Arc<Global> {
             return Arc::clone(g);
         }
     }
-    let g = Arc::new(Global { queue: Mutex::new(TimerQueue::default()), wake: Condvar::new() });
+    let g = Arc::new(Global { queue: StdMutex::new(TimerQueue::default()), wake: StdCondvar::new() });
     let worker = Arc::clone(&g);
     std::thread::Builder::new()
         .name("seawall-timer".into())
@@ -136,28 +143,27 @@ fn global() -> Arc<Global> {
 
 fn run(g: &Global) {
     let clock = SystemClock;
-    let mut q = g.queue.lock();
+    let lock = || g.queue.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = lock();
     loop {
         let now = clock.now();
         if let Some(f) = q.pop_due(now) {
             drop(q);
             fire(f);
-            q = g.queue.lock();
+            q = lock();
             continue;
         }
-        match q.next_due() {
-            Some(at) => {
-                g.wake.wait_for(&mut q, at - now);
-            }
-            None => g.wake.wait(&mut q),
-        }
+        q = match q.next_due() {
+            Some(at) => g.wake.wait_timeout(q, at - now).unwrap_or_else(|e| e.into_inner()).0,
+            None => g.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
+        };
     }
 }
 
 /// Runs `f` at system-clock time `at` on the timer thread.
 pub(crate) fn schedule_system(at: Duration, f: TimerFn) -> TimerId {
     let g = global();
-    let mut q = g.queue.lock();
+    let mut q = g.queue.lock().unwrap_or_else(|e| e.into_inner());
     let earliest = q.next_due();
     let id = q.push(at, f);
     if earliest.is_none_or(|e| at < e) {
@@ -168,12 +174,13 @@ pub(crate) fn schedule_system(at: Duration, f: TimerFn) -> TimerId {
 
 /// Cancels a timer of the timer thread; false when it already ran or was cancelled.
 pub(crate) fn cancel_system(id: TimerId) -> bool {
-    global().queue.lock().cancel(id)
+    let removed = global().queue.lock().unwrap_or_else(|e| e.into_inner()).cancel(id);
+    removed.is_some() // the closure is dropped here, outside the lock
 }
 
 /// Timers scheduled on the timer thread and not yet run (for tests and metrics).
 pub fn pending_system_timers() -> usize {
-    global().queue.lock().len()
+    global().queue.lock().unwrap_or_else(|e| e.into_inner()).len()
 }
 
 /// Unschedules its timer when dropped, so nothing is left pending after a call settles.

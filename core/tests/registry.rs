@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seawall::{BreakerConfig, CheckConfig, HealthStatus, ManualClock, Registry, State};
+use seawall::{BreakerConfig, CheckConfig, Clock, HealthStatus, ManualClock, Registry, State};
 
 fn non_critical() -> BreakerConfig {
     BreakerConfig { critical: false, ..BreakerConfig::default() }
@@ -184,4 +184,18 @@ fn idempotency_caches_are_registered_and_exported() {
     assert!(text.contains("seawall_idempotency_events_total{cache=\"orders\",event=\"completed\"} 1"), "{text}");
     assert_eq!(r.snapshot_json()["idempotency"]["orders"]["replayed"], 1);
     assert!(r.idempotency_cache("", IdempotencyConfig::default()).is_err());
+}
+
+#[test]
+fn health_does_not_strand_checks_the_binding_runs() {
+    let clock = ManualClock::shared();
+    let r = Registry::with(clock.clone(), 10);
+    let config = CheckConfig { timeout: Duration::from_secs(1), interval: Duration::ZERO, critical: true };
+    r.add_external_check("js", config).unwrap();
+    let _ = r.health(); // runs only the core's checks
+    clock.advance(Duration::from_secs(2));
+    let due = r.checks().due_of(clock.now(), true);
+    assert_eq!(due.len(), 1, "the external check is still due for its runner");
+    r.checks().finish("js", due[0].run, Ok(()), clock.now());
+    assert_eq!(r.report().status, HealthStatus::Ok);
 }

@@ -12,7 +12,8 @@ from types import CoroutineType
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 from . import _native
-from ._errors import BreakerOpen
+from ._errors import BreakerOpen, Timeout
+from ._timeout import _arm, _disarm, _enter_async, _exit_async
 
 __all__ = ["CircuitBreaker"]
 
@@ -23,17 +24,52 @@ def _is_awaitable(value: Any) -> bool:
     return type(value) is CoroutineType or inspect.isawaitable(value)
 
 
-async def _guard_awaitable(breaker: "CircuitBreaker", permit: _native.Permit, awaitable: Awaitable[T], start: Optional[int]) -> T:
-    """Awaits ``awaitable`` and records its outcome on ``permit``.
+def _open_limit(breaker: "CircuitBreaker", permit: _native.Permit) -> Optional[_native.Scope]:
+    """Opens the scope of the breaker's ``timeout`` (if any) in the current task, armed to
+    cancel it at the deadline. When that fails the call does not run: the permit is cancelled."""
+    limit = breaker._time_limit
+    if limit is None:
+        return None
+    try:
+        return _enter_async(limit)
+    except BaseException:
+        permit.cancel()
+        raise
 
-    Cancellation (``asyncio.CancelledError``, a ``BaseException``) cancels the permit.
+
+def _settle_after(
+    breaker: "CircuitBreaker",
+    permit: _native.Permit,
+    start: Optional[int],
+    scope: Optional[_native.Scope],
+    exc: Optional[BaseException],
+) -> None:
+    """Closes the call's time-limit scope and records the outcome: a timeout when the
+    scope raises ``Timeout`` (which then propagates), else from ``exc``."""
+    limit = breaker._time_limit
+    if scope is not None and limit is not None:
+        try:
+            _exit_async(limit, scope, exc)
+        except Timeout as timeout:
+            breaker._settle(permit, timeout, start, True)
+            raise
+    breaker._settle(permit, exc, start)
+
+
+async def _guard_awaitable(breaker: "CircuitBreaker", permit: _native.Permit, awaitable: Awaitable[T], start: Optional[int]) -> T:
+    """Awaits ``awaitable`` (under the breaker's ``timeout``) and records its outcome on
+    ``permit``.
+
+    Cancellation (``asyncio.CancelledError``, a ``BaseException``) cancels the permit; the
+    breaker's own timeout records a timeout.
     """
+    scope = _open_limit(breaker, permit)
     try:
         result = await awaitable
     except BaseException as exc:
-        breaker._settle(permit, exc, start)
+        _settle_after(breaker, permit, start, scope, exc)
         raise
-    breaker._settle(permit, None, start)
+    _settle_after(breaker, permit, start, scope, None)
     return result
 
 
@@ -49,6 +85,12 @@ class CircuitBreaker(_native.CircuitBreaker):
     - ``fallback=``: called with the :class:`~seawall.BreakerOpen` error when the breaker
       rejects a call; its result is returned instead (awaited if it is awaitable on the
       async path). Errors of the guarded function itself always propagate.
+
+    The ``timeout=`` option (seconds) puts a time limit (:func:`seawall.timeout`) on every
+    guarded call, inside the breaker: a call that runs out raises :class:`seawall.Timeout`
+    and is recorded as a timeout (a failure, also counted in ``snapshot()["timeouts"]``).
+    Coroutines are cancelled at the deadline; sync code is cooperative (see
+    :func:`seawall.timeout`).
 
     An exception raised by the guarded code counts as: ``ignored`` when it matches
     ``ignore``; a failure when it matches ``failure_on`` (a *timeout* when it is a
@@ -101,19 +143,21 @@ class CircuitBreaker(_native.CircuitBreaker):
             fallback = self.fallback
             if fallback is None:
                 raise
+            self._record_fallback()  # served degraded: counted in `fallbacks`
             result = fallback(err)
             if _is_awaitable(result):
                 result = await result
             return result
         start = self._start()
+        scope = _open_limit(self, permit)
         try:
             result = fn(*args, **kwargs)
             if _is_awaitable(result):
                 result = await result
         except BaseException as exc:
-            self._settle(permit, exc, start)
+            _settle_after(self, permit, start, scope, exc)
             raise
-        self._settle(permit, None, start)
+        _settle_after(self, permit, start, scope, None)
         return result
 
     # -- context managers --------------------------------------------------------------
@@ -123,7 +167,20 @@ class CircuitBreaker(_native.CircuitBreaker):
     # context variable, so threads and asyncio tasks never see each other's.
 
     async def __aenter__(self) -> _native.Permit:
-        return self.__enter__()
+        permit, scope = self._enter_async()
+        if scope is not None:
+            try:
+                _arm(scope)
+            except BaseException as exc:
+                permit.cancel()
+                try:
+                    self._exit_async(exc, False, False)
+                except Timeout:
+                    pass
+                raise
+        return permit
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+        scope = self._block_scope()
+        fired, outside = _disarm(scope) if scope is not None else (False, False)
+        self._exit_async(exc, fired, outside)

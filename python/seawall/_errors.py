@@ -20,6 +20,12 @@ __all__ = [
     "PermitConsumed",
     "Timeout",
     "InvalidArgument",
+    "IdempotencyInProgress",
+    "IdempotencyMismatch",
+    "StoreUnavailable",
+    "LeaseLost",
+    "OutcomeUnknown",
+    "ReplayedError",
 ]
 
 
@@ -128,3 +134,97 @@ class InvalidArgument(SeawallError, ValueError):
     __module__ = "seawall"
 
     code = "SEAWALL_INVALID_ARGUMENT"
+
+
+class IdempotencyInProgress(SeawallError):
+    """Another call holds the idempotency key's lease (HTTP 409): refused at once
+    (``on_duplicate="reject"``) or still held when the wait ended (``wait_timeout``).
+
+    ``key`` is the key, ``retry_after`` the seconds until the owner's lease expires (when a
+    retry could take over), ``waited`` how long this call waited (``0.0`` when refused at once).
+    """
+
+    __module__ = "seawall"
+
+    code = "SEAWALL_IDEMPOTENCY_IN_PROGRESS"
+
+    def __init__(
+        self, message: str = "", *, key: str = "", retry_after: float = 0.0, waited: float = 0.0, code: Optional[str] = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.key = key
+        self.retry_after = retry_after
+        self.waited = waited
+
+
+class IdempotencyMismatch(SeawallError):
+    """The idempotency key was already used with another request payload (its fingerprint
+    differs): a client bug, not a retry (HTTP 422). ``key`` is the key."""
+
+    __module__ = "seawall"
+
+    code = "SEAWALL_IDEMPOTENCY_MISMATCH"
+
+    def __init__(self, message: str = "", *, key: str = "", code: Optional[str] = None) -> None:
+        super().__init__(message, code=code)
+        self.key = key
+
+
+class StoreUnavailable(SeawallError):
+    """The idempotency store could not be reached (Redis down or too slow) or could not take
+    the entry (a memory store full of runs in progress). The operation did not run, unless
+    ``on_store_error="run"`` was configured."""
+
+    __module__ = "seawall"
+
+    code = "SEAWALL_STORE_UNAVAILABLE"
+
+
+class LeaseLost(SeawallError):
+    """A run's lease no longer holds its key (it expired, another owner took over, or it was
+    already completed or released): its result was not stored and cannot overwrite the new
+    owner's. ``key``, ``token`` (the stale lease's fencing token) and ``reason``."""
+
+    __module__ = "seawall"
+
+    code = "SEAWALL_LEASE_LOST"
+
+    def __init__(
+        self, message: str = "", *, key: str = "", token: int = 0, reason: str = "", code: Optional[str] = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.key = key
+        self.token = token
+        self.reason = reason
+
+
+class OutcomeUnknown(Exception):
+    """Raise it from a function run by :meth:`seawall.IdempotencyCache.run` to say "the
+    outcome is unknown": it failed after side effects that may have happened (a payment
+    request sent, no answer). The key's claim is then kept until its lease expires (the
+    duplicates wait), and one of them runs the function afterwards. The exception
+    propagates to the caller as raised (chain the original with ``raise ... from err``).
+
+    :meth:`seawall.RunContext.abandon` (``seawall.current_run().abandon()``) does the same
+    for whatever the function raises next.
+    """
+
+    __module__ = "seawall"
+
+
+class ReplayedError(Exception):
+    """An error stored by an idempotency cache with ``cache_errors=True`` and raised again for
+    a duplicate, when its type is not a builtin exception (builtins such as ``ValueError``
+    come back as themselves). ``type``, ``message`` and ``code`` are the stored fields
+    (``code`` is ``None`` when the original had none); the same form Node writes."""
+
+    __module__ = "seawall"
+
+    def __init__(self, message: str = "", *, type: str = "Error", code: Any = None) -> None:
+        super().__init__(message)
+        self.type = type
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type

@@ -24,15 +24,16 @@ def repo() -> Path:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
     """Prints how many conformance scenarios were replayed, as every runner does."""
-    passed = failed = 0
-    for key, reports in terminalreporter.stats.items():
-        for r in reports:
-            nodeid = getattr(r, "nodeid", "")
-            if getattr(r, "when", "") != "call" or "test_conformance.py::test_scenario[" not in nodeid:
-                continue
-            if key == "passed":
-                passed += 1
-            elif key == "failed":
-                failed += 1
-    if passed or failed:
-        terminalreporter.write_line(f"conformance (Python): {passed} of {passed + failed} breaker scenarios passed")
+    for module, kind in (("test_conformance.py", "breaker"), ("test_conformance_deadline.py", "deadline")):
+        passed = failed = 0
+        for key, reports in terminalreporter.stats.items():
+            for r in reports:
+                nodeid = getattr(r, "nodeid", "")
+                if getattr(r, "when", "") != "call" or f"{module}::test_scenario[" not in nodeid:
+                    continue
+                if key == "passed":
+                    passed += 1
+                elif key == "failed":
+                    failed += 1
+        if passed or failed:
+            terminalreporter.write_line(f"conformance (Python): {passed} of {passed + failed} {kind} scenarios passed")

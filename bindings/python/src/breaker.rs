@@ -4,6 +4,11 @@
 //! [`PyGuarded`] whose `__call__` goes straight to it, so a guarded call is one FFI call
 //! that acquires, calls, classifies the exception (if any) and records. The clock is read
 //! only when the breaker needs durations.
+//!
+//! With the `timeout` option, every guarded call runs in a time-limit scope opened *inside*
+//! the breaker (after the permit is acquired): a call that runs out raises
+//! `seawall.Timeout`, and the permit records it as a timeout (a failure also counted in
+//! `timeouts`), whatever `failure_on` says.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,6 +18,7 @@ use pyo3::exceptions::{PyException, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::sync::PyOnceLock;
+use pyo3::exceptions::PyBaseException;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern, PyTypeInfo};
 use seawall::{
@@ -20,8 +26,9 @@ use seawall::{
     SharedClock, SharedPermit, State, StateChange, Style,
 };
 
-use crate::clock::{duration_arg, seconds, shared_clock, PySystemClock};
+use crate::clock::{duration_f64, seconds, shared_clock, system_clock, PySystemClock};
 use crate::errors::to_py;
+use crate::scope::{self, PyTimeLimit, Scope};
 use crate::values::config_value;
 
 /// How Python spells options: snake case, durations in seconds.
@@ -104,12 +111,16 @@ fn active_methods(py: Python<'_>) -> PyResult<(&Bound<'_, PyAny>, &Bound<'_, PyA
     Ok((get.bind(py), set.bind(py)))
 }
 
-/// One open `with breaker:` block: its breaker, permit and start, and the enclosing block.
+/// One open `with breaker:` block: its breaker, permit and start, its time-limit scope
+/// (with the `timeout` option; `asynchronous` when the asyncio layer armed it) and the
+/// enclosing block.
 #[pyclass(name = "_ActiveCall", module = "seawall._native", frozen)]
 pub struct ActiveCall {
     breaker: Py<PyAny>,
     permit: Py<PyPermit>,
     start: Option<Duration>,
+    scope: Option<Py<Scope>>,
+    asynchronous: bool,
     parent: Option<Py<ActiveCall>>,
 }
 
@@ -125,6 +136,8 @@ pub struct PyBreaker {
     fallback: Mutex<Option<Py<PyAny>>>,
     listeners: Mutex<HashMap<u64, Slot>>,
     needs_duration: bool,
+    /// The `timeout` option as a time limit on the breaker's clock.
+    limit: Option<Py<PyTimeLimit>>,
 }
 
 impl PyBreaker {
@@ -169,9 +182,19 @@ impl PyBreaker {
         }
     }
 
-    fn settle(&self, py: Python<'_>, permit: &SharedPermit, exc_type: Option<&Bound<'_, PyAny>>, took: Duration) {
+    /// Records the outcome of a call that raised `exc_type` (None: returned); a timeout
+    /// when `timed_out` (the breaker's own time limit ran out), whatever the exception.
+    fn settle_timed(
+        &self,
+        py: Python<'_>,
+        permit: &SharedPermit,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        took: Duration,
+        timed_out: bool,
+    ) {
         // A fresh permit cannot be consumed yet, so the results are always Ok here.
         let _ = match exc_type {
+            _ if timed_out => permit.record(Outcome::Timeout, took),
             None => permit.record(Outcome::Success, took),
             Some(ty) => match self.classify(py, ty) {
                 Some(o) => permit.record(o, took),
@@ -186,7 +209,11 @@ impl PyBreaker {
         let err = to_py(py, Error::BreakerOpen(r), Some(slf.as_any()));
         let fallback = lock(&self.fallback).as_ref().map(|f| f.clone_ref(py));
         match fallback {
-            Some(f) => f.bind(py).call1((err.into_value(py),)),
+            Some(f) => {
+                // Served degraded: counted in `fallbacks` (and a "fallback" event).
+                self.inner.record_fallback();
+                f.bind(py).call1((err.into_value(py),))
+            }
             None => Err(err),
         }
     }
@@ -197,6 +224,7 @@ impl PyBreaker {
         permit: SharedPermit,
         start: Option<Duration>,
         result: PyResult<Bound<'py, PyAny>>,
+        timed_out: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let took = self.elapsed(start);
@@ -216,9 +244,105 @@ impl PyBreaker {
             }
             Err(e) => {
                 let ty = e.get_type(py);
-                self.settle(py, &permit, Some(ty.as_any()), took);
+                self.settle_timed(py, &permit, Some(ty.as_any()), took, timed_out);
                 Err(e)
             }
+        }
+    }
+}
+
+impl PyBreaker {
+    /// Acquires a permit, opens the time-limit scope (with the `timeout` option) and
+    /// pushes the block on the context's list of open blocks.
+    fn enter_block<'py>(
+        slf: &Bound<'py, Self>,
+        asynchronous: bool,
+    ) -> PyResult<(Py<PyPermit>, Option<Bound<'py, Scope>>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let permit =
+            this.inner.try_acquire_shared().map_err(|r| to_py(py, Error::BreakerOpen(r), Some(slf.as_any())))?;
+        let start = this.start();
+        let scope = match &this.limit {
+            Some(limit) => match PyTimeLimit::open(limit.bind(py)) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = permit.cancel();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let permit = Py::new(py, PyPermit { inner: permit })?;
+        let (get, set) = active_methods(py)?;
+        let parent = get.call0()?;
+        let parent = if parent.is_none() { None } else { Some(parent.cast_into::<ActiveCall>()?.unbind()) };
+        let cell = ActiveCall {
+            breaker: slf.clone().into_any().unbind(),
+            permit: permit.clone_ref(py),
+            start,
+            scope: scope.as_ref().map(|s| s.clone().unbind()),
+            asynchronous,
+            parent,
+        };
+        set.call1((Py::new(py, cell)?,))?;
+        Ok((permit, scope))
+    }
+
+    /// Pops the innermost open block of this breaker, closes its scope and records the
+    /// outcome; raises the scope's `Timeout` when it ran out.
+    fn exit_block(
+        slf: &Bound<'_, Self>,
+        exc: Option<&Bound<'_, PyBaseException>>,
+        fired: bool,
+        outside: bool,
+    ) -> PyResult<bool> {
+        let py = slf.py();
+        let (get, set) = active_methods(py)?;
+        let head = get.call0()?;
+        // The innermost block of this breaker (normally the head of the list).
+        let mut above: Vec<Bound<'_, ActiveCall>> = Vec::new();
+        let mut cur = if head.is_none() { None } else { Some(head.cast_into::<ActiveCall>()?) };
+        let found = loop {
+            match cur {
+                None => return Ok(false), // no open block of this breaker here: nothing to record
+                Some(c) if c.get().breaker.is(slf) => break c,
+                Some(c) => {
+                    let next = c.get().parent.as_ref().map(|p| p.bind(py).clone());
+                    above.push(c);
+                    cur = next;
+                }
+            }
+        };
+        let cell = found.get();
+        // Unlink it (re-linking any blocks entered after it, when exits came out of order).
+        let mut new_head = cell.parent.as_ref().map(|p| p.clone_ref(py));
+        for c in above.iter().rev() {
+            let c = c.get();
+            let copy = ActiveCall {
+                breaker: c.breaker.clone_ref(py),
+                permit: c.permit.clone_ref(py),
+                start: c.start,
+                scope: c.scope.as_ref().map(|s| s.clone_ref(py)),
+                asynchronous: c.asynchronous,
+                parent: new_head,
+            };
+            new_head = Some(Py::new(py, copy)?);
+        }
+        set.call1((new_head,))?;
+        let timeout = match &cell.scope {
+            Some(s) => scope::finish(py, s.bind(py), exc, fired, outside)?,
+            None => None,
+        };
+        let permit = &cell.permit.get().inner;
+        if !permit.is_done() {
+            let took = slf.get().elapsed(cell.start);
+            let exc_type = exc.map(|e| e.get_type().into_any());
+            slf.get().settle_timed(py, permit, exc_type.as_ref(), took, timeout.is_some());
+        }
+        match timeout {
+            Some(t) => Err(t),
+            None => Ok(false),
         }
     }
 }
@@ -230,13 +354,14 @@ fn nanos(d: Duration) -> u64 {
 #[pymethods]
 impl PyBreaker {
     #[new]
-    #[pyo3(signature = (*, clock=None, failure_on=None, ignore=None, fallback=None, **options))]
+    #[pyo3(signature = (*, clock=None, failure_on=None, ignore=None, fallback=None, _core=None, **options))]
     fn new(
         py: Python<'_>,
         clock: Option<&Bound<'_, PyAny>>,
         failure_on: Option<&Bound<'_, PyAny>>,
         ignore: Option<&Bound<'_, PyAny>>,
         fallback: Option<&Bound<'_, PyAny>>,
+        _core: Option<&Bound<'_, crate::registry::CoreBreaker>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let mut config = BreakerConfig::with_style(STYLE);
@@ -247,7 +372,7 @@ impl PyBreaker {
             }
         }
         let (clock, clock_obj) = match clock {
-            None => (seawall::SystemClock::shared(), Py::new(py, PySystemClock)?.into_any()),
+            None => (system_clock(), Py::new(py, PySystemClock)?.into_any()),
             Some(c) => match shared_clock(c) {
                 Some(shared) => (shared, c.clone().unbind()),
                 None => {
@@ -268,9 +393,21 @@ impl PyBreaker {
                 return Err(config_error(py, "fallback", f, "expected a callable"));
             }
         }
-        let inner =
-            CircuitBreaker::new(config.with_clock(clock.clone())).map_err(|e| to_py(py, Error::Config(e), None))?;
+        // `_core`: a breaker a `Registry` made (its options were applied there).
+        let inner = match _core {
+            Some(core) => core.get().inner.clone(),
+            None => CircuitBreaker::new(config.with_clock(clock.clone())).map_err(|e| to_py(py, Error::Config(e), None))?,
+        };
+        let limit = match inner.config().timeout {
+            Some(d) => {
+                let manual = clock_obj.bind(py).cast::<crate::clock::PyManualClock>().is_ok();
+                let kept = manual.then(|| clock_obj.clone_ref(py));
+                Some(Py::new(py, PyTimeLimit::after(d, clock.clone(), kept))?)
+            }
+            None => None,
+        };
         Ok(Self {
+            limit,
             needs_duration: inner.needs_duration(),
             inner,
             clock,
@@ -323,6 +460,18 @@ impl PyBreaker {
     #[getter]
     fn needs_duration(&self) -> bool {
         self.needs_duration
+    }
+
+    /// The `timeout` option in seconds (each guarded call's time limit), or None.
+    #[getter]
+    fn timeout(&self) -> Option<f64> {
+        self.inner.config().timeout.map(|d| d.as_secs_f64())
+    }
+
+    /// The `timeout` option as a `seawall.timeout` limit on the breaker's clock, or None.
+    #[getter]
+    fn _time_limit<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyTimeLimit>> {
+        self.limit.as_ref().map(|l| l.bind(py).clone())
     }
 
     /// Counts, rates and state as a dict; durations in seconds (`retry_after` is
@@ -396,8 +545,19 @@ impl PyBreaker {
             Err(r) => return this.rejected(slf, r),
         };
         let start = this.start();
-        let result = f.call(args, kwargs.filter(|k| !k.is_empty()));
-        this.finish(slf, permit, start, result)
+        let Some(limit) = &this.limit else {
+            let result = f.call(args, kwargs.filter(|k| !k.is_empty()));
+            return this.finish(slf, permit, start, result, false);
+        };
+        // The time limit inside the breaker; a coroutine comes back as it is and
+        // `_guard_awaitable` puts the limit on awaiting it.
+        match scope::call_sync(limit.bind(slf.py()), f, args, kwargs, true) {
+            Ok(timed) => this.finish(slf, permit, start, timed.result, timed.timed_out),
+            Err(e) => {
+                let _ = permit.cancel(); // the scope could not be opened; the call did not run
+                Err(e)
+            }
+        }
     }
 
     /// Clock reading (integer nanoseconds) at the start of a call, or None when the
@@ -407,14 +567,16 @@ impl PyBreaker {
     }
 
     /// Records the outcome of a call that ended with `exc` (None: success), started at
-    /// `start` (from `_start`).
-    #[pyo3(signature = (permit, exc, start))]
+    /// `start` (from `_start`); a timeout when `timed_out` (the breaker's own time limit
+    /// ran out).
+    #[pyo3(signature = (permit, exc, start, timed_out=false))]
     fn _settle(
         &self,
         py: Python<'_>,
         permit: &Bound<'_, PyPermit>,
         exc: Option<&Bound<'_, PyAny>>,
         start: Option<u64>,
+        timed_out: bool,
     ) {
         let took = self.elapsed(start.map(Duration::from_nanos));
         let permit = &permit.get().inner;
@@ -422,73 +584,66 @@ impl PyBreaker {
             return;
         }
         match exc {
-            None => self.settle(py, permit, None, took),
-            Some(e) => self.settle(py, permit, Some(e.get_type().as_any()), took),
+            None => self.settle_timed(py, permit, None, took, timed_out),
+            Some(e) => self.settle_timed(py, permit, Some(e.get_type().as_any()), took, timed_out),
         }
     }
 
     /// `with breaker:` acquires a permit (or raises `BreakerOpen`; the fallback is not
     /// used) and returns it; recording an outcome on it yourself overrides the automatic one.
+    /// With the `timeout` option the block runs in a time-limit scope (cooperative: see
+    /// `seawall.timeout`); `async with` cancels the task at the deadline.
     fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<PyPermit>> {
-        let py = slf.py();
-        let this = slf.get();
-        let permit =
-            this.inner.try_acquire_shared().map_err(|r| to_py(py, Error::BreakerOpen(r), Some(slf.as_any())))?;
-        let start = this.start();
-        let permit = Py::new(py, PyPermit { inner: permit })?;
-        let (get, set) = active_methods(py)?;
-        let parent = get.call0()?;
-        let parent = if parent.is_none() { None } else { Some(parent.cast_into::<ActiveCall>()?.unbind()) };
-        let cell = ActiveCall { breaker: slf.clone().into_any().unbind(), permit: permit.clone_ref(py), start, parent };
-        set.call1((Py::new(py, cell)?,))?;
-        Ok(permit)
+        Ok(Self::enter_block(slf, false)?.0)
     }
 
-    /// Records the block's outcome from the exception, as for a call; never suppresses it.
-    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    /// `__enter__` for the asyncio layer: the permit and the block's scope (None without
+    /// the `timeout` option), which the caller arms.
+    fn _enter_async<'py>(slf: &Bound<'py, Self>) -> PyResult<(Py<PyPermit>, Option<Bound<'py, Scope>>)> {
+        Self::enter_block(slf, true)
+    }
+
+    /// Records the block's outcome from the exception, as for a call; never suppresses it
+    /// (but raises `seawall.Timeout` when the `timeout` ran out).
+    #[pyo3(signature = (_exc_type=None, exc=None, _tb=None))]
     fn __exit__(
         slf: &Bound<'_, Self>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
+        let exc = exc.and_then(|e| e.cast::<PyBaseException>().ok());
+        Self::exit_block(slf, exc, false, false)
+    }
+
+    /// `__exit__` for the asyncio layer, which says whether the scope's timer `fired` and
+    /// whether an `outside` cancellation is pending (see `seawall.TimeLimit._exit`).
+    #[pyo3(signature = (exc, fired, outside))]
+    fn _exit_async(
+        slf: &Bound<'_, Self>,
+        exc: Option<&Bound<'_, PyBaseException>>,
+        fired: bool,
+        outside: bool,
+    ) -> PyResult<bool> {
+        Self::exit_block(slf, exc, fired, outside)
+    }
+
+    /// The scope of the innermost open `async with` block of this breaker, or None.
+    fn _block_scope<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, Scope>>> {
         let py = slf.py();
-        let (get, set) = active_methods(py)?;
-        let head = get.call0()?;
-        // The innermost block of this breaker (normally the head of the list).
-        let mut above: Vec<Bound<'_, ActiveCall>> = Vec::new();
-        let mut cur = if head.is_none() { None } else { Some(head.cast_into::<ActiveCall>()?) };
-        let found = loop {
-            match cur {
-                None => return Ok(false), // no open block of this breaker here: nothing to record
-                Some(c) if c.get().breaker.is(slf) => break c,
-                Some(c) => {
-                    let next = c.get().parent.as_ref().map(|p| p.bind(py).clone());
-                    above.push(c);
-                    cur = next;
-                }
+        let (get, _) = active_methods(py)?;
+        let mut cur = get.call0()?;
+        while !cur.is_none() {
+            let c = cur.cast_into::<ActiveCall>()?;
+            if c.get().breaker.is(slf) {
+                return Ok(c.get().scope.as_ref().map(|s| s.bind(py).clone()));
             }
-        };
-        let cell = found.get();
-        // Unlink it (re-linking any blocks entered after it, when exits came out of order).
-        let mut new_head = cell.parent.as_ref().map(|p| p.clone_ref(py));
-        for c in above.iter().rev() {
-            let c = c.get();
-            let copy = ActiveCall {
-                breaker: c.breaker.clone_ref(py),
-                permit: c.permit.clone_ref(py),
-                start: c.start,
-                parent: new_head,
+            cur = match &c.get().parent {
+                Some(p) => p.bind(py).clone().into_any(),
+                None => py.None().into_bound(py),
             };
-            new_head = Some(Py::new(py, copy)?);
         }
-        set.call1((new_head,))?;
-        let permit = &cell.permit.get().inner;
-        if !permit.is_done() {
-            let took = slf.get().elapsed(cell.start);
-            slf.get().settle(py, permit, exc_type.filter(|t| !t.is_none()), took);
-        }
-        Ok(false)
+        Ok(None)
     }
 
     /// Calls `callback(event)` on every state change; returns an id for `remove_listener`.
@@ -503,6 +658,21 @@ impl PyBreaker {
         let id = self.inner.on_state_change(move |e: &StateChange| deliver(&held, e));
         lock(&self.listeners).insert(id.0, slot);
         Ok(id.0)
+    }
+
+    /// Calls `callback(event)` for every event: state changes, rejections, timeouts and
+    /// fallbacks, as dicts (`{"type", "breaker", "at", ...}`, see `seawall.CircuitBreaker`);
+    /// returns an id for `remove_listener`. A callback that raises is reported through
+    /// `sys.unraisablehook`; the breaker goes on.
+    fn on_event(&self, py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let (id, slot) = crate::events::on_breaker_event(py, &self.inner, callback)?;
+        lock(&self.listeners).insert(id, slot);
+        Ok(id)
+    }
+
+    /// Counts a rejected call answered by a fallback (degraded service): `call_async` does.
+    fn _record_fallback(&self) {
+        self.inner.record_fallback();
     }
 
     /// Removes a listener by the id `on_state_change` returned; False when unknown.
@@ -524,6 +694,7 @@ impl PyBreaker {
         visit.call(&self.clock_obj)?;
         visit.call(&self.failure_on)?;
         visit.call(&self.ignore)?;
+        visit.call(&self.limit)?;
         if let Ok(f) = self.fallback.try_lock() {
             visit.call(&*f)?;
         }
@@ -644,7 +815,7 @@ pub struct PyPermit {
 
 impl PyPermit {
     fn record(&self, py: Python<'_>, outcome: Outcome, duration: f64) -> PyResult<()> {
-        let took = duration_arg(py, "duration", duration)?;
+        let took = duration_f64(py, "duration", duration)?;
         self.inner.record(outcome, took).map_err(|e| to_py(py, e, None))
     }
 }

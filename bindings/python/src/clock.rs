@@ -1,23 +1,26 @@
 //! `ManualClock` and `SystemClock`: durations cross as float seconds.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use seawall::{Clock, ManualClock, SharedClock, SystemClock};
+use seawall::{Clock, ConfigValue, DurationUnit, ManualClock, SharedClock, SystemClock};
 
 use crate::errors;
+use crate::values::config_value;
 
-/// Seconds (float) to a `Duration`; negative, NaN and too-large values are refused with an
-/// `InvalidArgument` naming the argument and the value.
-pub fn duration_arg(py: Python<'_>, what: &str, seconds: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        errors::to_py(
-            py,
-            seawall::Error::InvalidArgument(format!("{what} must be a non-negative number of seconds, got {seconds}")),
-            None,
-        )
-    })
+/// A duration argument in seconds (any Python value), read by the core's `duration_arg`:
+/// negative, NaN, infinite and non-numbers are refused with `seawall.InvalidArgument`
+/// naming the argument and the value (`seconds = -1s: must not be negative`).
+pub fn duration_arg(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    seawall::deadline::duration_arg(name, &config_value(value), DurationUnit::Seconds)
+        .map_err(|e| errors::to_py(py, e, None))
+}
+
+/// [`duration_arg`] for an argument pyo3 already read as a float.
+pub fn duration_f64(py: Python<'_>, name: &str, seconds: f64) -> PyResult<Duration> {
+    seawall::deadline::duration_arg(name, &ConfigValue::Float(seconds), DurationUnit::Seconds)
+        .map_err(|e| errors::to_py(py, e, None))
 }
 
 /// A `Duration` as float seconds; `Duration::MAX` (forced open) is `math.inf`.
@@ -27,6 +30,20 @@ pub fn seconds(d: Duration) -> f64 {
     } else {
         d.as_secs_f64()
     }
+}
+
+/// The one shared handle of the system clock in this module. Deadlines can only be
+/// compared on the same clock *object* (`Deadline::earliest`), so every system-clock
+/// deadline, scope and breaker of the Python package uses this handle.
+pub fn system_clock() -> SharedClock {
+    SYSTEM.get_or_init(SystemClock::shared).clone()
+}
+
+static SYSTEM: OnceLock<SharedClock> = OnceLock::new();
+
+/// True when `clock` is [`system_clock`].
+pub fn is_system(clock: &SharedClock) -> bool {
+    Arc::ptr_eq(SYSTEM.get_or_init(SystemClock::shared), clock)
 }
 
 /// A test clock whose time moves only when `advance(seconds)` is called. Starts at 0.
@@ -42,9 +59,13 @@ impl PyManualClock {
         Self { inner: ManualClock::shared() }
     }
 
-    /// Moves time forward by `seconds` (a non-negative number).
+    /// Moves time forward by `seconds` (a non-negative number), then runs the timers that
+    /// became due (token cancellations, timeouts of coroutines), in due order, on this
+    /// thread. The GIL stays held: the timers call back into Python.
     fn advance(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
-        let d = duration_arg(py, "seconds", seconds)?;
+        let d = duration_f64(py, "seconds", seconds)?;
+        // No lock of this module is held here: the core fires each due timer outside the
+        // clock's own lock, and the callbacks re-enter Python with the GIL we hold.
         self.inner.advance(d);
         Ok(())
     }
@@ -52,6 +73,11 @@ impl PyManualClock {
     /// Seconds since the clock's origin.
     fn now(&self) -> f64 {
         self.inner.now().as_secs_f64()
+    }
+
+    /// Timers scheduled on this clock and not yet fired (cancel tokens, coroutine timeouts).
+    fn pending_timers(&self) -> usize {
+        self.inner.pending_timers()
     }
 
     fn __repr__(&self) -> String {
@@ -87,7 +113,37 @@ pub fn shared_clock(obj: &Bound<'_, PyAny>) -> Option<SharedClock> {
         return Some(c);
     }
     if obj.cast::<PySystemClock>().is_ok() {
-        return Some(SystemClock::shared());
+        return Some(system_clock());
     }
     None
+}
+
+/// A `clock=` argument: `None` or a `SystemClock` is the system clock (no Python object
+/// kept), a `ManualClock` is kept so that `deadline.clock` gives it back.
+pub fn clock_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<(SharedClock, Option<Py<PyAny>>)> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok((system_clock(), None));
+    };
+    if let Ok(m) = obj.cast::<PyManualClock>() {
+        let c: SharedClock = m.get().inner.clone();
+        return Ok((c, Some(obj.clone().unbind())));
+    }
+    if obj.cast::<PySystemClock>().is_ok() {
+        return Ok((system_clock(), None));
+    }
+    let what = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into());
+    Err(errors::to_py(
+        py,
+        seawall::Error::InvalidArgument(format!("clock = <{what}>: expected seawall.ManualClock or seawall.SystemClock")),
+        None,
+    ))
+}
+
+/// The Python object of a clock given to [`clock_arg`] (a new `SystemClock()` for the
+/// system clock).
+pub fn clock_object(py: Python<'_>, kept: &Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    match kept {
+        Some(c) => Ok(c.clone_ref(py)),
+        None => Ok(Py::new(py, PySystemClock)?.into_any()),
+    }
 }

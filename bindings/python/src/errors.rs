@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::exceptions::PyBaseException;
 use pyo3::types::{PyDict, PyType};
 use seawall::{Error, ErrorCode};
 
@@ -16,6 +17,10 @@ static BREAKER_OPEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static PERMIT_CONSUMED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static IDEMPOTENCY_IN_PROGRESS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static IDEMPOTENCY_MISMATCH: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static STORE_UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static LEASE_LOST: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "seawall._errors";
 
@@ -27,6 +32,10 @@ fn class(py: Python<'_>, code: ErrorCode) -> PyResult<&Bound<'_, PyType>> {
         ErrorCode::PermitConsumed => (&PERMIT_CONSUMED, "PermitConsumed"),
         ErrorCode::Timeout => (&TIMEOUT, "Timeout"),
         ErrorCode::InvalidArgument => (&INVALID_ARGUMENT, "InvalidArgument"),
+        ErrorCode::IdempotencyInProgress => (&IDEMPOTENCY_IN_PROGRESS, "IdempotencyInProgress"),
+        ErrorCode::IdempotencyMismatch => (&IDEMPOTENCY_MISMATCH, "IdempotencyMismatch"),
+        ErrorCode::StoreUnavailable => (&STORE_UNAVAILABLE, "StoreUnavailable"),
+        ErrorCode::LeaseLost => (&LEASE_LOST, "LeaseLost"),
         // Internal, and any code added to the core later: the base class, with its code.
         _ => (&SEAWALL_ERROR, "SeawallError"),
     };
@@ -59,6 +68,17 @@ pub fn to_py(py: Python<'_>, err: Error, breaker: Option<&Bound<'_, PyAny>>) -> 
                 kw.set_item(pyo3::intern!(py, "state"), r.state.as_str())?;
                 kw.set_item(pyo3::intern!(py, "retry_after"), seconds(r.retry_after))?;
             }
+            Error::IdempotencyInProgress(e) => {
+                kw.set_item(pyo3::intern!(py, "key"), &e.key)?;
+                kw.set_item(pyo3::intern!(py, "retry_after"), seconds(e.retry_after))?;
+                kw.set_item(pyo3::intern!(py, "waited"), seconds(e.waited))?;
+            }
+            Error::IdempotencyMismatch { key } => kw.set_item(pyo3::intern!(py, "key"), key)?,
+            Error::LeaseLost { key, token, reason } => {
+                kw.set_item(pyo3::intern!(py, "key"), key)?;
+                kw.set_item(pyo3::intern!(py, "token"), token)?;
+                kw.set_item(pyo3::intern!(py, "reason"), reason)?;
+            }
             _ => {}
         }
         let exc = cls.call((err.to_string(),), Some(&kw))?;
@@ -66,4 +86,19 @@ pub fn to_py(py: Python<'_>, err: Error, breaker: Option<&Bound<'_, PyAny>>) -> 
     };
     // If the exception classes themselves cannot be loaded, that error is the one to see.
     build().unwrap_or_else(|e| e)
+}
+
+/// `seawall.Timeout` with `message` (shown after the core's "timed out: "), caused by
+/// `cause` (the exception the late block raised), if any.
+pub fn timeout(py: Python<'_>, message: String, cause: Option<&Bound<'_, PyBaseException>>) -> PyErr {
+    let err = to_py(py, Error::Timeout(message), None);
+    if let Some(c) = cause {
+        err.set_cause(py, Some(PyErr::from_value(c.clone().into_any())));
+    }
+    err
+}
+
+/// True when `exc` is a `seawall.Timeout`.
+pub fn is_timeout(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
+    class(py, ErrorCode::Timeout).is_ok_and(|cls| exc.is_instance(cls).unwrap_or(false))
 }

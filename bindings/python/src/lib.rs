@@ -17,12 +17,24 @@
 //! State-change listeners are called from inside the core's delivery loop, after its locks
 //! are released; they `Python::attach`, which is a no-op when the calling thread already
 //! holds the GIL (always the case here) and safe if it ever does not.
+//!
+//! The exceptions are calls that wait for something outside the breaker: an idempotency
+//! duplicate waiting for the owner's result and every call to a remote (Redis) store
+//! (`idempotency.rs`, `store.rs`), and `Registry.health()` waiting for its check threads
+//! (`registry.rs`): those release the GIL.
 
 use pyo3::prelude::*;
 
 mod breaker;
+mod cancel;
 mod clock;
+mod deadline;
 mod errors;
+mod events;
+mod idempotency;
+mod registry;
+mod scope;
+mod store;
 mod values;
 
 /// Native core of seawall. Use the `seawall` package, not this module.
@@ -36,5 +48,15 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::PyGuarded>()?;
     m.add_class::<breaker::ActiveCall>()?;
     m.add_class::<breaker::PyStateChange>()?;
+    m.add_class::<deadline::PyDeadline>()?;
+    m.add_class::<cancel::PyCancelToken>()?;
+    m.add_class::<cancel::PyCancelGuard>()?;
+    m.add_class::<cancel::PyTimer>()?;
+    m.add_function(pyo3::wrap_pyfunction!(deadline::parse_grpc_timeout, m)?)?;
+    m.add_function(pyo3::wrap_pyfunction!(deadline::format_grpc_timeout, m)?)?;
+    scope::register(m)?;
+    idempotency::register(m)?;
+    store::register(m)?;
+    registry::register(m)?;
     Ok(())
 }
