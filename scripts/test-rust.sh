@@ -10,4 +10,5 @@ cargo run -q -p seawall --example demo >/dev/null
 # Benchmarks in smoke mode (a fraction of a second each, no thresholds), so they never rot.
 SEAWALL_BENCH_SMOKE=1 cargo bench -q -p seawall-bench --bench peers >/dev/null
 SEAWALL_BENCH_SMOKE=1 cargo bench -q -p seawall --bench overhead >/dev/null
+SEAWALL_BENCH_SMOKE=1 cargo bench -q -p seawall --bench idempotency >/dev/null
 echo "rust benches (smoke): ok"

@@ -1,0 +1,56 @@
+//! Per-call cost of the idempotency cache on the memory store, beside a bare call, in one
+//! run: a replayed `run` (the key is completed: one claim that finds the record) and a
+//! fresh `run` (claim + complete on a new key, in a store kept full at 10,000 entries, so
+//! each one also evicts the least recently used result).
+//!
+//! Run: `cargo bench -p seawall --bench idempotency` (`SEAWALL_BENCH_SMOKE=1` for a quick pass).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use seawall::idempotency::{fingerprint, IdempotencyCache, IdempotencyConfig, Output};
+
+fn best_ns(n: usize, mut f: impl FnMut(usize)) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for i in 0..n {
+                f(i);
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[inline(never)]
+fn work(i: usize) -> Result<Output, ()> {
+    Ok(Output::new(black_box(format!("{{\"id\":{i}}}")).into_bytes(), "application/json"))
+}
+
+fn main() {
+    let smoke = std::env::var_os("SEAWALL_BENCH_SMOKE").is_some();
+    let n = if smoke { 2_000 } else { 200_000 };
+    let mut config = IdempotencyConfig::default();
+    // A steady state: the store is full, so each fresh run also evicts the oldest result.
+    config.set("max_entries", 10_000i64.into()).expect("valid");
+    let cache = IdempotencyCache::new(config).expect("valid config");
+    let fp = fingerprint(b"{\"item\":\"book\"}");
+    let keys: Vec<String> = (0..6 * n).map(|i| format!("order-{i}")).collect();
+    cache.run("replayed", &fp, || work(0)).expect("first run");
+
+    let bare = best_ns(n, |i| {
+        let _ = black_box(work(i));
+    });
+    let replay = best_ns(n, |_| {
+        let _ = black_box(cache.run("replayed", &fp, || work(0)));
+    });
+    let mut next = 0;
+    let fresh = best_ns(n, |_| {
+        next += 1;
+        let _ = black_box(cache.run(&keys[next], &fp, || work(next)));
+    });
+    println!("idempotency cache, memory store (best of 5 x {n} calls)");
+    println!("{:<40} {bare:>8.0} ns/call", "bare call (builds the result)");
+    println!("{:<40} {replay:>8.0} ns/call  (+{:.0} ns)", "replayed run", replay - bare);
+    println!("{:<40} {fresh:>8.0} ns/call  (+{:.0} ns)", "fresh run (claim + complete)", fresh - bare);
+}
