@@ -31,3 +31,13 @@ tarball=$(scripts/build-node.sh "$work")
 )
 cp bench/node_overhead.js "$work/npm-app/"
 node "$work/npm-app/node_overhead.js"
+
+echo
+echo "== Redis (Python): seawall's RedisStore beside AWS Powertools' Redis persistence layer"
+# Its own redis-server on a free loopback port; round trips per call (must be 2 fresh, 1
+# replay: the script exits 1 otherwise) and calls/s. boto3 is imported by Powertools'
+# idempotency package even for the Redis layer.
+"$work/venv/bin/python" -m pip install -q --disable-pip-version-check \
+  "aws-lambda-powertools==3.37.0" "redis==8.1.0" "boto3==1.44.8" \
+  || echo "(aws-lambda-powertools could not be installed; its row says why)"
+"$work/venv/bin/python" bench/redis_python.py
