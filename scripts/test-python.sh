@@ -23,7 +23,7 @@ python3 -m venv "$tmp/venv"
 py=$tmp/venv/bin/python
 pytest_pin=$(grep -E '^pytest==' scripts/requirements-tools.txt 2>/dev/null || echo pytest)
 "$py" -m pip install -q --disable-pip-version-check "$wheel" "$pytest_pin" prometheus_client==0.26.0 \
-  starlette==1.10.0 httpx==0.28.1 uvicorn==0.54.0
+  starlette==1.10.0 httpx==0.28.1 uvicorn==0.54.0 fastapi==0.165.0
 
 cd "$tmp"
 echo "test-python: pytest (from $tmp)"
