@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export SEAWALL_REPO="$PWD"
 
 # node before python: the Python suite also replays records through the built Node package.
-suites=(readme rust c node python interop)
+suites=(readme rust c node python interop hardening)
 passed=0 failed=0 failed_names=()
 for s in "${suites[@]}"; do
   echo "=== suite: $s ==="

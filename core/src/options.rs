@@ -227,14 +227,17 @@ impl Style {
     /// A duration; bare numbers are in the caller's unit. Negative and NaN are refused,
     /// and zero too unless `zero_ok`.
     pub fn duration(&self, field: &str, v: &ConfigValue, zero_ok: bool) -> Result<Duration, ConfigError> {
-        let secs = match v {
-            ConfigValue::Duration(d) => d.as_secs_f64(),
+        // The sign is judged on the number as given: a tiny negative count of milliseconds
+        // must not pass as zero by underflowing to -0.0 in the conversion.
+        let (secs, negative) = match v {
+            ConfigValue::Duration(d) => (d.as_secs_f64(), false),
             ConfigValue::Int(_) | ConfigValue::Float(_) => {
                 let x = self.number(field, v)?;
-                match self.unit {
+                let secs = match self.unit {
                     DurationUnit::Seconds => x,
                     DurationUnit::Millis => x / 1000.0,
-                }
+                };
+                (secs, x < 0.0)
             }
             _ => return Err(self.type_err(field, v, "a duration (number)")),
         };
@@ -250,7 +253,7 @@ impl Style {
         if secs.is_nan() {
             return Err(bad("must be a number, not NaN"));
         }
-        if secs < 0.0 {
+        if negative || secs < 0.0 {
             return Err(bad("must not be negative"));
         }
         if secs == 0.0 && !zero_ok {

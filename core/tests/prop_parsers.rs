@@ -5,8 +5,9 @@
 //! panics and that every refusal is a clear error (the field, the argument or the offset
 //! named); valid input round-trips exactly.
 //!
-//! Short variant: 2,000 cases per property (fixed seed). Long: `SEAWALL_HARDENING_LONG=1`
-//! (100,000, random seed) or `SEAWALL_HARDENING_CASES=N`.
+//! Short variant: 1,000 cases per configuration property, 3,000 per parser property (fixed
+//! seed). Long: `SEAWALL_HARDENING_LONG=1` (50,000 / 150,000, random seed) or
+//! `SEAWALL_HARDENING_CASES=N` (N for every property).
 
 mod prop_support;
 
@@ -21,8 +22,8 @@ use seawall::{
     IdempotencyConfig, ManualClock, Naming, Style,
 };
 
-const SHORT: u32 = 2_000;
-const LONG: u32 = 100_000;
+const SHORT: u32 = 1_000;
+const LONG: u32 = 50_000;
 
 // ---------------------------------------------------------------------------------------
 // Inputs
@@ -55,7 +56,7 @@ fn float() -> impl Strategy<Value = f64> {
             f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.0000000000000002, 0.9999999999999999,
             u32::MAX as f64, u32::MAX as f64 + 1.0, i64::MAX as f64, 9007199254740993.0, 1e-10, 18446744073.709553,
         ]),
-        3 => (-1_000_000.0f64..1_000_000.0),
+        3 => -1_000_000.0f64..1_000_000.0,
         2 => (0u32..2_000_000).prop_map(f64::from),
     ]
 }
@@ -206,6 +207,9 @@ proptest! {
     fn duration_arguments_never_panic_and_name_the_argument(v in value(), seconds in any::<bool>()) {
         let unit = if seconds { DurationUnit::Seconds } else { DurationUnit::Millis };
         let arg = if seconds { "seconds" } else { "ms" };
+        // TODO(core finding, `negative_durations_that_underflow_are_refused` below): a
+        // negative number of ms so small that ms / 1000 rounds to -0.0 is accepted as zero.
+        prop_assume!(!matches!(v, ConfigValue::Float(x) if !seconds && x < 0.0 && x / 1000.0 == 0.0));
         match duration_arg(arg, &v, unit) {
             Ok(_) => {
                 let ok = match &v {
@@ -221,6 +225,22 @@ proptest! {
                 prop_assert!(e.to_string().contains(&format!("{arg} = ")), "{}", e);
             }
         }
+    }
+}
+
+/// Core bug (docs/hardening.md, open findings), found by the long run of the property
+/// above: `Style::duration` converts milliseconds to seconds before checking the sign, so a
+/// negative value whose division by 1000 underflows to -0.0 (-5e-324 ms, up to about
+/// -2e-321) passes `secs < 0.0` and is accepted as zero, in `duration_arg` and in every
+/// duration option set in milliseconds (Node, C). Seconds (Python) are checked correctly.
+#[test]
+fn negative_durations_that_underflow_are_refused() {
+    for x in [-5e-324, -1e-322] {
+        let e = duration_arg("ms", &ConfigValue::Float(x), DurationUnit::Millis);
+        assert!(e.is_err(), "duration_arg accepted {x:e} ms as {e:?}");
+        let mut c = BreakerConfig::default(); // milliseconds
+        let e = c.set("open_duration", ConfigValue::Float(x));
+        assert!(e.as_ref().is_err_and(|e| e.reason == "must not be negative"), "open_duration = {x:e} ms: {e:?}");
     }
 }
 
@@ -242,7 +262,7 @@ fn grpc_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(prop_support::config(SHORT * 5, LONG * 5))]
+    #![proptest_config(prop_support::config(SHORT * 3, LONG * 3))]
 
     /// Arbitrary text: a value or an `InvalidArgument` that quotes the header; accepted
     /// exactly when it is 1 to 8 ASCII digits and one unit, with the value they say.
@@ -318,7 +338,7 @@ fn key_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(prop_support::config(SHORT * 5, LONG * 5))]
+    #![proptest_config(prop_support::config(SHORT * 3, LONG * 3))]
 
     /// Raw bytes (what C hands over): a key exactly when valid UTF-8 of 1 to 255 bytes;
     /// otherwise an `InvalidArgument` naming the length or the offset of the bad byte.
@@ -454,7 +474,7 @@ fn mutate(mut b: Vec<u8>, m: &Mutation) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(prop_support::config(SHORT * 5, LONG * 5))]
+    #![proptest_config(prop_support::config(SHORT * 3, LONG * 3))]
 
     /// Every record round-trips, byte for byte.
     #[test]
@@ -574,4 +594,30 @@ fn every_single_bit_flip_of_a_record_is_refused() {
             assert!(Record::decode(&b).is_err(), "a flip of bit {bit} at offset {at} decodes to another record");
         }
     }
+}
+
+/// The committed fuzz corpus (`fuzz/corpus/<target>/seed-*`) replays clean through the same
+/// checks the fuzz targets apply, so CI exercises it without a nightly toolchain.
+#[test]
+fn the_committed_fuzz_corpus_replays_clean() {
+    use prop_support::oracles;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let mut replayed = 0;
+    for (target, check) in [
+        ("config", oracles::check_config_bytes as fn(&[u8])),
+        ("grpc_timeout", |d: &[u8]| oracles::check_grpc_timeout(&String::from_utf8_lossy(d))),
+        ("idempotency_key", oracles::check_key_bytes),
+        ("record_decode", oracles::check_record_bytes),
+    ] {
+        let dir = root.join(target);
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-")) {
+                check(&std::fs::read(&path).unwrap());
+                replayed += 1;
+            }
+        }
+    }
+    assert!(replayed >= 20, "only {replayed} corpus files found under {}", root.display());
 }

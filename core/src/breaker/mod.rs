@@ -609,24 +609,29 @@ impl Inner {
         let mut l = self.locked.lock();
         self.advance(&mut l, now);
         let w = self.word.load(Acquire);
-        let result = match State::from_word(w) {
-            State::Closed | State::Disabled => Admission::ticket(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
+        // Decide under the lock; count and report a rejection only after releasing it, so
+        // an event listener may call back into the breaker (docs/breaker.md, "Events").
+        let decision = match State::from_word(w) {
+            State::Closed | State::Disabled => Ok(Ticket { epoch: epoch_of(w), probe: NO_PROBE }),
             State::HalfOpen if l.probes.len() < self.config.half_open_max_calls as usize => {
                 let id = l.next_probe;
                 l.next_probe += 1;
                 l.probes.push(Probe { id, issued_at: now });
-                Admission::ticket(Ticket { epoch: epoch_of(w), probe: id })
+                Ok(Ticket { epoch: epoch_of(w), probe: id })
             }
-            State::HalfOpen => self.reject(State::HalfOpen, Duration::ZERO),
+            State::HalfOpen => Err((State::HalfOpen, Duration::ZERO)),
             State::Open => {
                 let until = Duration::from_nanos(self.open_until.load(Acquire));
-                self.reject(State::Open, until.saturating_sub(now))
+                Err((State::Open, until.saturating_sub(now)))
             }
-            State::ForcedOpen => self.reject(State::ForcedOpen, Duration::MAX),
+            State::ForcedOpen => Err((State::ForcedOpen, Duration::MAX)),
         };
         drop(l);
         self.events.deliver();
-        result
+        match decision {
+            Ok(ticket) => Admission::ticket(ticket),
+            Err((state, retry_after)) => self.reject(state, retry_after),
+        }
     }
 
     /// An open breaker's rejection with `retry` ns to go (the hot rejection: no conversions).

@@ -102,20 +102,39 @@ impl CountWindow {
 
     /// Adjusts the sums by the change of one slot from `old` to `new`; returns the new totals.
     fn apply(&self, old: u8, new: u8) -> Totals {
+        // A racing writer may swap out an outcome whose increment has not landed yet, so a
+        // sum can be transiently one below zero: wrap instead of panicking, and report a
+        // reading that is not a possible window content as empty (no rate is judged on it;
+        // the sums are exact again once both writers finish).
         let adjust = |c: &AtomicU64, bit: u8| {
             let (o, n) = (old & bit != 0, new & bit != 0);
             match (o, n) {
-                (false, true) => c.fetch_add(1, AcqRel) + 1,
-                (true, false) => c.fetch_sub(1, AcqRel) - 1,
+                (false, true) => c.fetch_add(1, AcqRel).wrapping_add(1),
+                (true, false) => c.fetch_sub(1, AcqRel).wrapping_sub(1),
                 _ => c.load(Acquire),
             }
         };
-        Totals { calls: adjust(&self.calls, RECORDED), failures: adjust(&self.failures, FAILED), slow: adjust(&self.slow, SLOW) }
+        let t = Totals { calls: adjust(&self.calls, RECORDED), failures: adjust(&self.failures, FAILED), slow: adjust(&self.slow, SLOW) };
+        self.plausible(t)
+    }
+
+    /// `t` if it can be what the window holds, else an empty reading.
+    fn plausible(&self, t: Totals) -> Totals {
+        let len = self.slots.len() as u64;
+        if t.calls <= len && t.failures <= t.calls && t.slow <= t.calls {
+            t
+        } else {
+            Totals::default()
+        }
     }
 
     #[inline]
     pub(crate) fn totals(&self) -> Totals {
-        Totals { calls: self.calls.load(Acquire), failures: self.failures.load(Acquire), slow: self.slow.load(Acquire) }
+        self.plausible(Totals {
+            calls: self.calls.load(Acquire),
+            failures: self.failures.load(Acquire),
+            slow: self.slow.load(Acquire),
+        })
     }
 
     pub(crate) fn clear(&self) {

@@ -11,10 +11,44 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use seawall::timer::{TimerFn, TimerId};
 use seawall::{
-    BreakerConfig, CallError, CircuitBreaker, Error, Event, ManualClock, Outcome, Reason, SharedPermit, Snapshot, State,
-    StateChange, WindowKind,
+    BreakerConfig, CallError, CircuitBreaker, Clock, Error, Event, ManualClock, Outcome, Reason, SharedPermit, Snapshot,
+    State, StateChange, WindowKind,
 };
+
+/// A `ManualClock` read through a coarse reading that trails it by a varying amount (a
+/// function of the time, at most `lag`), as `SystemClock::now_coarse` may.
+#[derive(Debug)]
+pub struct LaggingClock {
+    pub inner: Arc<ManualClock>,
+    pub lag: u64,
+}
+
+impl Clock for LaggingClock {
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    fn now_coarse(&self) -> Duration {
+        let now = self.inner.now();
+        let n = now.as_nanos() as u64;
+        let behind = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % (self.lag + 1);
+        now - Duration::from_nanos(behind.min(n))
+    }
+
+    fn coarse_lag(&self) -> Duration {
+        Duration::from_nanos(self.lag)
+    }
+
+    fn schedule(&self, at: Duration, f: TimerFn) -> TimerId {
+        self.inner.schedule(at, f)
+    }
+
+    fn cancel_timer(&self, id: TimerId) -> bool {
+        self.inner.cancel_timer(id)
+    }
+}
 
 pub const NAME: &str = "m";
 pub const MS: u64 = 1_000_000;
@@ -42,6 +76,12 @@ pub struct Cfg {
     pub probe_timeout: Option<u64>,
     /// Listen to every event (rejections, timeouts, fallbacks) or to state changes only.
     pub all_events: bool,
+    /// 0: a `ManualClock`. Otherwise the breaker reads a clock whose coarse reading trails
+    /// the precise one by up to this many ns (docs/breaker.md "Coarse clock, exact
+    /// decisions"): every decision must be the same; an open breaker's `retry_after` may
+    /// overstate the exact wait by up to the lag, never understate it, never exceed the
+    /// open duration.
+    pub coarse_lag: u64,
 }
 
 impl Cfg {
@@ -482,12 +522,19 @@ pub struct Harness {
     pub model: Model,
     pub permits: Vec<(SharedPermit, Ticket)>,
     pub used: Option<SharedPermit>,
+    /// Events compared so far.
+    pub events_checked: usize,
 }
 
 impl Harness {
     pub fn new(cfg: &Cfg) -> Self {
         let clock = ManualClock::shared();
-        let breaker = CircuitBreaker::new(cfg.breaker_config().with_clock(clock.clone())).expect("generated configs are valid");
+        let shared: seawall::SharedClock = if cfg.coarse_lag == 0 {
+            clock.clone()
+        } else {
+            Arc::new(LaggingClock { inner: clock.clone(), lag: cfg.coarse_lag })
+        };
+        let breaker = CircuitBreaker::new(cfg.breaker_config().with_clock(shared)).expect("generated configs are valid");
         let events: Arc<Mutex<Vec<Event>>> = Arc::default();
         let sink = events.clone();
         if cfg.all_events {
@@ -495,7 +542,7 @@ impl Harness {
         } else {
             breaker.on_state_change(move |c| sink.lock().unwrap().push(Event::StateChange(c.clone())));
         }
-        Harness { clock, breaker, events, model: Model::new(cfg), permits: Vec::new(), used: None }
+        Harness { clock, breaker, events, model: Model::new(cfg), permits: Vec::new(), used: None, events_checked: 0 }
     }
 
     pub fn advance(&mut self, ns: u64) {
@@ -525,13 +572,40 @@ impl Harness {
                 Ok(())
             }
             (Err(r), Admit::Rejected { state, retry_after }) => {
-                if r.state != *state || r.retry_after != *retry_after || &*r.breaker != NAME {
+                if r.state != *state || !self.retry_after_ok(*state, r.retry_after, *retry_after) || &*r.breaker != NAME {
                     return Err(format!("rejection: core {r:?}, model {state:?} retry_after {retry_after:?}"));
                 }
                 Ok(())
             }
             (c, m) => Err(format!("admission: core {:?}, model {m:?}", c.as_ref().map(|p| (p.is_probe(), p.generation())))),
         }
+    }
+
+    /// The core's `retry_after` against the model's exact one: equal, except that an open
+    /// breaker deciding on a lagging coarse clock may overstate it by up to the lag (never
+    /// understate it, never beyond the open duration).
+    pub fn retry_after_ok(&self, state: State, core: Duration, model: Duration) -> bool {
+        if core == model {
+            return true;
+        }
+        let lag = Duration::from_nanos(self.model.cfg.coarse_lag);
+        state == State::Open && core > model && core - model <= lag && core <= self.model.current_open
+    }
+
+    /// Events equal, up to `retry_after_ok` in rejections. Only the events of the current
+    /// step are compared (earlier ones were, when they happened, against the open duration
+    /// then in force).
+    pub fn events_ok(&mut self, core: &[Event]) -> bool {
+        let from = self.events_checked;
+        self.events_checked = core.len();
+        core.len() == self.model.events.len()
+            && core[from..].iter().zip(&self.model.events[from..]).all(|(c, m)| match (c, m) {
+                (
+                    Event::Rejected { breaker: b1, state: s1, retry_after: r1, at: a1 },
+                    Event::Rejected { breaker: b2, state: s2, retry_after: r2, at: a2 },
+                ) => b1 == b2 && s1 == s2 && a1 == a2 && self.retry_after_ok(*s1, *r1, *r2),
+                _ => c == m,
+            })
     }
 
     /// Applies one operation to both; an error describes the first disagreement.
@@ -586,7 +660,7 @@ impl Harness {
                     (Ok(7), Admit::Permit(_)) if o == Outcome::Success => {}
                     (Err(CallError::Failed(())), Admit::Permit(_)) if o != Outcome::Success => {}
                     (Err(CallError::Rejected(r)), Admit::Rejected { state, retry_after })
-                        if r.state == *state && r.retry_after == *retry_after => {}
+                        if r.state == *state && self.retry_after_ok(*state, r.retry_after, *retry_after) => {}
                     _ => return Err(format!("call: core {core:?}, model {model:?}")),
                 }
                 if let Admit::Permit(t) = model {
@@ -626,7 +700,7 @@ impl Harness {
             }
         }
         let core_events = self.events.lock().unwrap().clone();
-        if core_events != self.model.events {
+        if !self.events_ok(&core_events) {
             return Err(format!("events differ:\n  core  {core_events:?}\n  model {:?}", self.model.events));
         }
         Ok(())
@@ -741,6 +815,7 @@ pub fn decode(data: &[u8]) -> (Cfg, Vec<Op>) {
         half_open_success_threshold,
         probe_timeout,
         all_events: flags & 64 != 0,
+        coarse_lag: if flags & 128 != 0 { b.duration(20) } else { 0 },
     };
     let mut ops = Vec::new();
     while b.more() && ops.len() < 400 {

@@ -8,6 +8,8 @@
 //! - `PROPTEST_RNG_SEED=N`: replay a seed (printed by a failing run).
 #![allow(dead_code)]
 
+pub mod oracles;
+
 use proptest::test_runner::{Config, RngSeed};
 
 /// The fixed seed of the short (CI) variant: every CI run checks the same cases.
