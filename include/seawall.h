@@ -1307,7 +1307,9 @@ enum seawall_status seawall_idem_config_set_str(struct seawall_idem_config *conf
 
 /**
  * Sets a boolean option: `cache_errors` (store the operation's errors as results, see
- * `seawall_idem_fail`). Errors as for `seawall_idem_config_set_int`.
+ * `seawall_idem_fail`), `critical` (in a registry: an unavailable store makes health
+ * `down`; false: `degraded`; default true with `on_store_error = "fail"`, false with
+ * `"run"`). Errors as for `seawall_idem_config_set_int`.
  *
  * # Safety
  * `config` must be NULL or a live configuration; `key` NULL or a NUL-terminated string.
@@ -1794,7 +1796,7 @@ void seawall_idem_record_free(struct seawall_idem_record *record);
 void seawall_bytes_free(struct seawall_bytes *bytes);
 
 /**
- * Encodes a record in the version-1 record format (`docs/idempotency.md`), the bytes
+ * Encodes a record in the version-2 record format (`docs/idempotency.md`), the bytes
  * every language reads: store them anywhere, and `seawall_idem_record_decode` (or the
  * Python, Node or Rust decoder) gives the record back. `*out` receives bytes owned by the
  * library: free them with `seawall_bytes_free`.
@@ -1809,7 +1811,8 @@ enum seawall_status seawall_idem_record_encode(const struct seawall_idem_record 
  * Decodes `len` bytes written by `seawall_idem_record_encode` (or any language's
  * encoder) into a new record handle. Refused with `SEAWALL_E_INVALID_ARGUMENT` and a
  * message saying why: not a seawall record, another format version, unknown flags,
- * truncated (naming the field and offset), trailing bytes, text that is not UTF-8.
+ * truncated (naming the field and offset), trailing bytes, text that is not UTF-8,
+ * a checksum that does not match (the bytes were corrupted).
  *
  * # Safety
  * `data` must be NULL (only with `len` 0) or valid for reading `len` bytes;
@@ -1868,6 +1871,30 @@ enum seawall_status seawall_registry_breaker(const struct seawall_registry *regi
                                              struct seawall_breaker **out_breaker);
 
 /**
+ * Gets the idempotency cache named `name`, or creates it from `config` (copied; NULL:
+ * every default with a memory store of its own, on the registry's clock). An existing
+ * cache keeps its configuration. `*out_cache` receives a new handle to the shared cache,
+ * the caller's to free with `seawall_idem_cache_free` (which leaves the cache in the
+ * registry). The cache's counters are in the registry's snapshot and metrics
+ * (`seawall_idempotency_requests_total{cache,result}`), and its store becomes the health
+ * check `idempotency:<name>` (kind `store`; a Redis store is pinged, bounded by the
+ * check timeout): when the store is unavailable the service is `down`, or `degraded`
+ * for a cache configured with `seawall_idem_config_set_bool(config, "critical", false)`
+ * (the default for `on_store_error = "run"`).
+ *
+ * `SEAWALL_E_CONFIG` for an empty name or a configuration the core refuses;
+ * `SEAWALL_E_INVALID_ARGUMENT` for a NULL or non-UTF-8 name.
+ *
+ * # Safety
+ * `registry` must be NULL or live; `name` NULL or NUL-terminated; `config` NULL or a live
+ * configuration; `out_cache` NULL or valid for writing a pointer.
+ */
+enum seawall_status seawall_registry_idem_cache(const struct seawall_registry *registry,
+                                                const char *name,
+                                                const struct seawall_idem_config *config,
+                                                struct seawall_idem_cache **out_cache);
+
+/**
  * Forgets the breaker named `name` (handles to it keep working). `*out_removed` (when
  * not NULL) says whether there was one.
  *
@@ -1902,7 +1929,8 @@ enum seawall_status seawall_registry_remove_breaker(const struct seawall_registr
  * `seawall_registry_free` and the return of every run still in progress in the registry
  * (a run holds the registry's checks): with a hanging check, that may be long after
  * `seawall_registry_free`. Without `free_user_data`, keep `user_data` valid for as long
- * as the process may run the check.
+ * as the process may run the check. A refused call (any status but `SEAWALL_OK`) never
+ * calls `free_user_data`: `user_data` stays the caller's.
  *
  * # Safety
  * `registry` must be NULL or live; `name` NULL or NUL-terminated; `check` and
@@ -2033,6 +2061,24 @@ const char *seawall_version(void);
  * to stderr.)
  */
 enum seawall_status seawall_internal_test_panic(void);
+
+/**
+ * For seawall's own tests only: arms a panic inside the core at `site`
+ * (`"breaker.trip"`, `"idempotency.begin"` or `"registry.render"`): the next operation
+ * that reaches it, in any thread, panics once, and that call returns `SEAWALL_E_INTERNAL`.
+ * What each object is like afterwards: docs/hardening.md, "Panic containment".
+ * `SEAWALL_E_INVALID_ARGUMENT` for an unknown site.
+ *
+ * # Safety
+ * `site` must be NULL or a NUL-terminated string.
+ */
+enum seawall_status seawall_internal_test_arm_panic(const char *site);
+
+/**
+ * For seawall's own tests only: disarms every site armed by
+ * `seawall_internal_test_arm_panic`.
+ */
+void seawall_internal_test_disarm_panics(void);
 
 /**
  * Creates a Redis store configuration with every default. Free it with

@@ -150,7 +150,10 @@ export interface SeawallError extends Error {
   code: SeawallErrorCode;
 }
 
-/** Why the breaker refused a call: `code === 'SEAWALL_BREAKER_OPEN'`. */
+/**
+ * Why the breaker refused a call: `code === 'SEAWALL_BREAKER_OPEN'`. An `Error` built
+ * without capturing a stack trace: `stack` is its first line only (see docs/node.md).
+ */
 export interface BreakerOpenError extends Error {
   code: 'SEAWALL_BREAKER_OPEN';
   /** Ms until probes are admitted: 0 in saturated half-open, `Infinity` when forced open. */
@@ -603,6 +606,8 @@ export interface IdempotencyCacheOptions {
   maxResultBytes?: number;
   /** When the store fails: `'fail'` with `SEAWALL_STORE_UNAVAILABLE` (default), or `'run'` the operation unprotected. */
   onStoreError?: 'fail' | 'run';
+  /** In a registry: whether an unavailable store makes health `down` (true) or `degraded` (false). Default: true with `onStoreError: 'fail'`, false with `'run'`. */
+  critical?: boolean;
   /** Memory store: most entries. Default 10000. (Not with `store`.) */
   maxEntries?: number;
   /** Memory store: most payload bytes (>= `maxResultBytes`). Default 64 MiB. (Not with `store`.) */
@@ -667,12 +672,12 @@ export declare class Lease {
   readonly fingerprint: string | null;
 }
 
-/** A stored result, in seawall's record format (version 1, shared by every language). */
+/** A stored result, in seawall's record format (version 2, shared by every language). */
 export declare class IdempotencyRecord {
   private constructor();
   /** Reads an encoded record; refuses another format with `SEAWALL_INVALID_ARGUMENT`. */
   static decode(bytes: Uint8Array | ArrayBuffer, options?: { serializer?: Serializer }): IdempotencyRecord;
-  /** The record's bytes (version 1). */
+  /** The record's bytes (version 2). */
   encode(): Buffer;
   /** The stored result bytes (a copy). */
   readonly result: Buffer;
@@ -889,7 +894,7 @@ export declare class IdempotencyCache extends EventEmitter {
   /** The custom serializer, or null for the default. */
   readonly serializer: Serializer | null;
   /** The configuration in force, defaults filled in. */
-  readonly options: Required<Pick<IdempotencyCacheOptions, 'name' | 'ttl' | 'lease' | 'onDuplicate' | 'waitTimeout' | 'cacheErrors' | 'maxResultBytes' | 'onStoreError'>> &
+  readonly options: Required<Pick<IdempotencyCacheOptions, 'name' | 'ttl' | 'lease' | 'onDuplicate' | 'waitTimeout' | 'cacheErrors' | 'maxResultBytes' | 'onStoreError' | 'critical'>> &
     Pick<IdempotencyCacheOptions, 'maxEntries' | 'maxBytes'>;
   /** Duplicates waiting now. */
   readonly waiting: number;

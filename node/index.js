@@ -95,6 +95,84 @@ function isThenable(v) {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
 }
 
+const RESOLVED = Promise.resolve();
+const NO_ARGS = Object.freeze([]);
+
+/**
+ * A promise that rejects with `err` one microtask later: by then the caller's `await` (or
+ * `.then`) has attached its handler, so V8 does not report a rejection without a handler to
+ * Node (whose unhandled-rejection bookkeeping costs more than the rest of a rejected call).
+ * A rejection nobody handles is still reported as unhandled, as `Promise.reject`'s is.
+ */
+function rejectSoon(err) {
+  let reject;
+  const p = new Promise((_, r) => {
+    reject = r;
+  });
+  RESOLVED.then(() => reject(err));
+  return p;
+}
+
+/**
+ * The `SEAWALL_BREAKER_OPEN` error of a rejection (`message` is the core's): an `Error`
+ * built without capturing a stack trace, since a rejection is routine and the frames would
+ * cost more than the rest of the rejected call (`err.stack` is the first line only; see
+ * docs/node.md). The properties are those of every seawall error, in the same order.
+ */
+function rejectionError(message, retryAfter, stateIndex, breaker) {
+  let limit;
+  let err;
+  try {
+    limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+  } catch {
+    // a frozen Error constructor: the stack is captured, nothing else changes
+  }
+  try {
+    err = new Error(message);
+  } finally {
+    try {
+      Error.stackTraceLimit = limit;
+    } catch {
+      // see above
+    }
+  }
+  err.code = 'SEAWALL_BREAKER_OPEN';
+  err.retryAfter = retryAfter;
+  err.state = STATES[stateIndex];
+  err.breaker = breaker;
+  return err;
+}
+
+// Successes of calls admitted in JS (see CircuitBreaker#run) are recorded in batches: the
+// halves of the core's state word in a Uint32Array, in native byte order.
+const WORD_LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const WORD_HI = 1 - WORD_LO;
+// A batch is recorded once it holds this many successes (and always before the event loop
+// goes on, see flushAll).
+const MAX_BATCH = 1024;
+let batched = []; // breakers holding a batch, each listed once
+let flushTick = false; // flushAll is scheduled (process.nextTick)
+let flushListed; // (breaker) => records its batch and unlists it
+
+/**
+ * Records every breaker's batch of successes. Runs after the current run of microtasks
+ * (process.nextTick), and before anything reads the core for several breakers at once
+ * (`ManualClock#advance`, a registry's snapshot, metrics and health).
+ */
+function flushAll() {
+  while (batched.length !== 0) {
+    const list = batched;
+    batched = [];
+    for (let i = 0; i < list.length; i++) flushListed(list[i]);
+  }
+}
+
+function flushAllTick() {
+  flushTick = false;
+  flushAll();
+}
+
 // ---------------------------------------------------------------------------------------
 // Clocks, deadlines, timeouts
 //
@@ -152,6 +230,7 @@ class ManualClock extends NativeManualClock {
 
   /** Moves time forward by `ms` (finite, >= 0) and fires the timers that became due. */
   advance(ms) {
+    flushAll(); // successes of calls that ended before this instant are recorded at it
     const fired = super.advance(ms);
     try {
       if (fired !== null) runTimers(this.#timers, fired);
@@ -664,37 +743,44 @@ function timeout(ms, fn, options) {
 class Permit {
   #native;
   #drain;
+  #flush;
 
-  constructor(nativePermit, drain) {
+  constructor(nativePermit, drain, flush) {
     if (!(nativePermit instanceof NativePermit)) {
       throw new TypeError('Permit objects come from breaker.tryAcquire()');
     }
     this.#native = nativePermit;
     this.#drain = drain;
+    this.#flush = flush;
   }
 
   /** The call succeeded after `ms` (default: measured on the breaker's clock). */
   success(ms) {
+    this.#flush();
     if (this.#native.success(ms)) this.#drain();
   }
 
   /** The call failed after `ms`. */
   failure(ms) {
+    this.#flush();
     if (this.#native.failure(ms)) this.#drain();
   }
 
   /** The call timed out after `ms`: a failure, also counted in `timeouts`. */
   timeout(ms) {
+    this.#flush();
     if (this.#native.timeout(ms)) this.#drain();
   }
 
   /** The call ended with an error you exclude: counted only in `ignored`. */
   ignore() {
+    this.#flush();
     if (this.#native.ignore()) this.#drain();
   }
 
   /** Gives the permit back without an outcome: frees a half-open slot, counts nowhere. */
   cancel() {
+    this.#flush();
     if (this.#native.cancel()) this.#drain();
   }
 
@@ -733,6 +819,37 @@ class CircuitBreaker extends EventEmitter {
   #timeoutMs; // the `timeout` option (ms), or null
   #draining = false;
   #drainFn = () => this.#drain();
+  // Calls admitted in JS: while the core's state word (`#word`, shared memory) reads
+  // closed, admitting a call has no side effect in the core, so `execute` admits it without
+  // calling in, with the word's epoch. Its success joins a batch (`#batchN` successes of
+  // the epoch `#batchHi:#batchLo`), recorded in the core in one call before anything else
+  // reaches the core for this breaker (a failure, a state read, a snapshot, a manual
+  // transition, a permit, a listener), when the epoch changes, at MAX_BATCH, and after the
+  // current microtasks (flushAll). Where a success can change the state (a rate
+  // threshold: `#flushFirst`), also before the next call is admitted, so no admission
+  // reads a word that a recorded success would have changed, and, with a 'stateChange'
+  // listener, in a microtask, so the events a success causes are delivered before the
+  // caller's `await` resumes. The core thus records every outcome in the order the calls
+  // ended and decides exactly as with one permit per call (node/tests/batching.test.js).
+  // null: every call goes through the native `acquire` (calls are timed, or this Node
+  // refuses external buffers).
+  #word = null;
+  #flushFirst = false;
+  #scratch = null; // Float64Array [retryAfter, stateIndex] of the last rejection, or null
+  #message = ''; // the message of the last rejection
+  #successesFn;
+  #recordFn;
+  #batchN = 0;
+  #batchLo = 0;
+  #batchHi = 0;
+  #listed = false; // in `batched`
+  #eager = false; // #flushFirst and a 'stateChange' listener (or a registry 'event' one)
+  #flushFn = () => this.#flushSafely();
+  #flushNow = () => this.#flush();
+  #thenLo = -1; // the epoch of #onValue and #onError (see #handlersFor)
+  #thenHi = -1;
+  #onValue;
+  #onError;
 
   constructor(options = {}, token = undefined, nativeBreaker = undefined, registry = null) {
     super();
@@ -763,24 +880,52 @@ class CircuitBreaker extends EventEmitter {
     this.#stateFn = hot.state;
     this.#pending = hot.pending;
     this.#fallbackFn = hot.fallback;
+    this.#successesFn = hot.successes;
+    this.#recordFn = hot.record;
     this.#clock = clock === undefined ? new SystemClock() : clock;
     this.#clockArg = manual;
     this.#name = this.#native.name;
     this.#timeoutMs = this.#native.timeout;
     this.#isFailure = isFailure;
     this.#fallback = fallback;
+    const shared = this.#native.sharedMemory();
+    if (shared !== null) {
+      this.#scratch = new Float64Array(shared.scratch);
+      // Timed calls (a slow-call threshold, the `timeout` option) take the native path.
+      if (!this.#native.needsDuration && this.#timeoutMs === null) this.#word = new Uint32Array(shared.word);
+      this.#flushFirst = this.#native.successCanTransition;
+    }
     // Rejections, timeouts and fallbacks are queued by the core only while watched.
     this.on('newListener', (event) => {
+      this.#flush(); // what happened before the listener is not delivered to it
       if (!this.#watching && WATCHED_EVENTS.has(event)) this.#watch(true);
+      if (event === 'stateChange') this.#eager = this.#flushFirst;
     });
     this.on('removeListener', (event) => {
       if (this.#watching && WATCHED_EVENTS.has(event)) this.#watch(this.#wantsAll());
+      if (event === 'stateChange') this.#eager = this.#flushFirst && this.#wantsEvents();
     });
-    if (this.#registry !== null && this.#registry.listenerCount('event') > 0) this.#watch(true);
+    if (this.#registry !== null && this.#registry.listenerCount('event') > 0) {
+      this.#watch(true);
+      this.#eager = this.#flushFirst;
+    }
   }
 
   static {
-    breakerWatch = (b, on) => b.#watch(on || b.#wantsAll());
+    breakerWatch = (b, on) => {
+      b.#flush();
+      b.#watch(on || b.#wantsAll());
+      b.#eager = b.#flushFirst && (on || b.#wantsEvents());
+    };
+    flushListed = (b) => {
+      b.#listed = false;
+      b.#flushSafely();
+    };
+  }
+
+  // Someone listens to state changes (on the breaker, or 'event' on its registry).
+  #wantsEvents() {
+    return this.listenerCount('stateChange') > 0 || (this.#registry !== null && this.#registry.listenerCount('event') > 0);
   }
 
   #wantsAll() {
@@ -813,6 +958,7 @@ class CircuitBreaker extends EventEmitter {
 
   /** The current state (`'closed'`, `'open'`, `'half_open'`, `'forced_open'`, `'disabled'`). */
   get state() {
+    this.#flush();
     const r = this.#stateFn();
     if ((r & 1) !== 0) this.#drain();
     return STATES[r >> 1];
@@ -828,7 +974,12 @@ class CircuitBreaker extends EventEmitter {
    * (unchanged), or, when the breaker refuses the call, with an `Error` whose code is
    * `'SEAWALL_BREAKER_OPEN'` (or resolves with `fallback(err, ...args)` when configured).
    */
-  execute(fn, ...args) {
+  execute(fn) {
+    // `arguments` rather than a rest parameter: no array is made for a call without arguments.
+    const n = arguments.length;
+    if (n <= 1) return this.#run(fn, undefined, NO_ARGS);
+    const args = new Array(n - 1);
+    for (let i = 1; i < n; i++) args[i - 1] = arguments[i];
     return this.#run(fn, undefined, args);
   }
 
@@ -848,14 +999,20 @@ class CircuitBreaker extends EventEmitter {
    * (`code === 'SEAWALL_BREAKER_OPEN'`, with `retryAfter` in ms) when the breaker refuses.
    */
   tryAcquire() {
+    this.#flush();
     const r = this.#native.acquirePermit();
+    if (r instanceof NativePermit) {
+      this.#drain();
+      return new Permit(r, this.#drainFn, this.#flushNow);
+    }
+    const err = this.#rejection(r); // before a listener can be rejected in turn
     this.#drain();
-    if (r instanceof NativePermit) return new Permit(r, this.#drainFn);
-    throw r;
+    throw err;
   }
 
   /** Counts, rates and state (time-driven changes applied first). */
   snapshot() {
+    this.#flush();
     const s = this.#native.snapshot();
     this.#drain();
     return s;
@@ -863,18 +1020,21 @@ class CircuitBreaker extends EventEmitter {
 
   /** Rejects every call until `reset()`. */
   forceOpen() {
+    this.#flush();
     this.#native.forceOpen();
     this.#drain();
   }
 
   /** Admits every call and records only metrics, until `reset()`. */
   disable() {
+    this.#flush();
     this.#native.disable();
     this.#drain();
   }
 
   /** Closed, with an empty window, no backoff and no consecutive failures. */
   reset() {
+    this.#flush();
     this.#native.reset();
     this.#drain();
   }
@@ -883,17 +1043,31 @@ class CircuitBreaker extends EventEmitter {
     if (typeof fn !== 'function') {
       return Promise.reject(argumentError(`execute(fn) needs a function, got ${typeof fn}`));
     }
-    if (this.#timeoutMs !== null) return this.#runTimed(fn, thisArg, args);
+    const word = this.#word;
+    if (word !== null) {
+      if (this.#batchN !== 0 && this.#flushFirst) {
+        try {
+          this.#flush();
+        } catch (err) {
+          return Promise.reject(err); // an internal error: execute never throws synchronously
+        }
+      }
+      const lo = word[WORD_LO];
+      if ((lo & 7) === 0) return this.#runClosed(fn, thisArg, args, lo, word[WORD_HI]);
+    }
+    if (this.#timeoutMs !== null) return this.#runTimed(fn, thisArg, args === NO_ARGS ? [] : args); // it appends to args
     let r;
     try {
+      if (this.#batchN !== 0) this.#flush();
       r = this.#acquire();
-      if ((r & 1) !== 0) this.#drain();
+      if (typeof r === 'number' && (r & 1) !== 0) this.#drain();
     } catch (err) {
       return Promise.reject(err); // an internal error: execute never throws synchronously
     }
     if (typeof r !== 'number') {
+      const err = this.#rejection(r); // before a listener can be rejected in turn
       this.#drain();
-      return this.#rejected(r, args);
+      return this.#rejected(err, args);
     }
     const slot = r >> 1;
     let result;
@@ -928,6 +1102,124 @@ class CircuitBreaker extends EventEmitter {
     return Promise.resolve(result);
   }
 
+  // A call admitted in JS: the state word read closed in the epoch `hi:lo` (see `#word`).
+  #runClosed(fn, thisArg, args, lo, hi) {
+    let result;
+    try {
+      result = args.length === 0 && thisArg === undefined ? fn() : Reflect.apply(fn, thisArg, args);
+    } catch (err) {
+      try {
+        this.#failedIn(lo, hi, err);
+      } catch (classifyErr) {
+        return Promise.reject(classifyErr);
+      }
+      return Promise.reject(err);
+    }
+    if (isThenable(result)) {
+      if (lo !== this.#thenLo || hi !== this.#thenHi) this.#handlersFor(lo, hi);
+      return (result instanceof Promise ? result : Promise.resolve(result)).then(this.#onValue, this.#onError);
+    }
+    try {
+      this.#succeeded(lo, hi);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.resolve(result);
+  }
+
+  // The settle handlers of calls admitted in the epoch `hi:lo`, made once per epoch (so a
+  // call allocates no closure of its own).
+  #handlersFor(lo, hi) {
+    this.#thenLo = lo;
+    this.#thenHi = hi;
+    this.#onValue = (value) => {
+      this.#succeeded(lo, hi);
+      return value;
+    };
+    this.#onError = (err) => {
+      this.#failedIn(lo, hi, err);
+      throw err;
+    };
+  }
+
+  // A success of a call admitted in JS in the epoch `hi:lo`: joins the batch.
+  #succeeded(lo, hi) {
+    let n = this.#batchN;
+    if (n !== 0 && (lo !== this.#batchLo || hi !== this.#batchHi)) {
+      this.#flush(); // a batch holds one epoch
+      n = 0;
+    }
+    if (n === 0) {
+      this.#batchLo = lo;
+      this.#batchHi = hi;
+      if (this.#eager) RESOLVED.then(this.#flushFn);
+      if (!this.#listed) {
+        this.#listed = true;
+        batched.push(this);
+        if (!flushTick) {
+          flushTick = true;
+          process.nextTick(flushAllTick);
+        }
+      }
+    }
+    this.#batchN = ++n;
+    if (n >= MAX_BATCH) this.#flush();
+  }
+
+  // Records the batch of successes, if any (before anything else reaches the core).
+  #flush() {
+    const n = this.#batchN;
+    if (n === 0) return;
+    this.#batchN = 0;
+    if (this.#successesFn(this.#batchLo, this.#batchHi, n)) this.#drain();
+  }
+
+  // #flush, from a microtask or a tick: what it throws (an internal error) is reported.
+  #flushSafely() {
+    try {
+      this.#flush();
+    } catch (err) {
+      process.emitWarning(`seawall: recording the successes of circuit breaker '${this.#name}' failed: ${err && err.stack ? err.stack : err}`, {
+        type: 'SeawallWarning',
+        code: 'SEAWALL_INTERNAL',
+      });
+    }
+  }
+
+  // A call admitted in JS in the epoch `hi:lo` threw `err`: as #failed.
+  #failedIn(lo, hi, err) {
+    let outcome = FAILURE;
+    if (this.#isFailure !== undefined) {
+      let failure;
+      try {
+        failure = this.#isFailure(err);
+      } catch (classifyErr) {
+        this.#recordIn(lo, hi, FAILURE);
+        throw classifyErr;
+      }
+      if (!failure) outcome = IGNORE;
+    }
+    if (outcome === FAILURE && err !== null && typeof err === 'object' && err.code === 'SEAWALL_TIMEOUT') {
+      outcome = TIMEOUT;
+    }
+    this.#recordIn(lo, hi, outcome);
+  }
+
+  #recordIn(lo, hi, outcome) {
+    if (this.#batchN !== 0) this.#flush();
+    if (this.#recordFn(lo, hi, outcome)) this.#drain();
+  }
+
+  // The rejection `acquire` returned: its message, or `true` for the last message (the
+  // error is built here, see rejectionError), or the native error (no shared memory).
+  #rejection(r) {
+    if (r === true) r = this.#message;
+    else if (typeof r === 'string') this.#message = r;
+    else return r;
+    const scratch = this.#scratch;
+    return rejectionError(r, scratch[0], scratch[1], this.#name);
+  }
+
   // A call under the `timeout` option: the timeout runs inside the breaker, so a call that
   // runs out is recorded as a timeout. fn gets `{ signal, deadline }` after its arguments.
   // A call that cannot start (the ambient deadline has passed, the enclosing call was
@@ -946,13 +1238,14 @@ class CircuitBreaker extends EventEmitter {
     let r;
     try {
       r = this.#acquire();
-      if ((r & 1) !== 0) this.#drain();
+      if (typeof r === 'number' && (r & 1) !== 0) this.#drain();
     } catch (err) {
       return Promise.reject(err);
     }
     if (typeof r !== 'number') {
+      const err = this.#rejection(r); // before a listener can be rejected in turn
       this.#drain();
-      return this.#rejected(r, args);
+      return this.#rejected(err, args);
     }
     callRecordOn(call, this, r >> 1);
     return callStart(call, fn, thisArg, args);
@@ -966,6 +1259,7 @@ class CircuitBreaker extends EventEmitter {
   }
 
   #settle(slot, outcome) {
+    if (this.#batchN !== 0) this.#flush();
     if (this.#settleFn(slot, outcome)) this.#drain();
   }
 
@@ -991,7 +1285,7 @@ class CircuitBreaker extends EventEmitter {
 
   #rejected(err, args) {
     const fallback = this.#fallback;
-    if (fallback === undefined) return Promise.reject(err);
+    if (fallback === undefined) return rejectSoon(err);
     // Served degraded: counted in `fallbacks` (and a 'fallback' event).
     if (this.#fallbackFn()) this.#drain();
     try {
@@ -1464,7 +1758,7 @@ class IdempotencyRecord {
   }
 
   /**
-   * Reads a record in seawall's record format (version 1: every language reads and writes
+   * Reads a record in seawall's record format (version 2: every language reads and writes
    * it). `options.serializer` is used by `value()` (default: JSON, Buffers as bytes).
    */
   static decode(bytes, options) {
@@ -1473,7 +1767,7 @@ class IdempotencyRecord {
     return new IdempotencyRecord(kInternal, native.NativeRecord.decode(view), s);
   }
 
-  /** The record in seawall's record format (version 1). */
+  /** The record in seawall's record format (version 2). */
   encode() {
     return this.#native.encode();
   }
@@ -1790,6 +2084,7 @@ class IdempotencyCache extends EventEmitter {
    */
   run(key, fn, options) {
     if (typeof fn !== 'function') return Promise.reject(argumentError(`run(key, fn) needs a function, got ${typeOf(fn)}`));
+    if (typeof key === 'string' && !isWellFormed(key)) return Promise.reject(malformedKey(key));
     let fp;
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') {
@@ -1802,7 +2097,12 @@ class IdempotencyCache extends EventEmitter {
       }
     }
     if (this.#remote) return this.#runRemote(key, fn, fp);
-    const r = this.#begin(key, fp, this.#text);
+    let r;
+    try {
+      r = this.#begin(key, fp, this.#text); // errors come back as values; only a bug throws
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (typeof r === 'number') {
       if (r >= 0) {
         const tookOver = (r & 1) === 1;
@@ -2102,6 +2402,7 @@ class IdempotencyCache extends EventEmitter {
    * (`SEAWALL_STORE_UNAVAILABLE`).
    */
   begin(key, options) {
+    if (typeof key === 'string' && !isWellFormed(key)) throw malformedKey(key);
     let fp;
     if (options !== undefined) {
       if (options === null || typeof options !== 'object') {
@@ -2193,6 +2494,7 @@ class IdempotencyCache extends EventEmitter {
    * `{ state: 'completed', record }`.
    */
   peek(key) {
+    if (typeof key === 'string' && !isWellFormed(key)) throw malformedKey(key);
     const r = this.#native.peek(key);
     if (r.record !== undefined) return { state: r.state, record: makeRecord(r.record, this.#serializer) };
     return r;
@@ -2208,6 +2510,17 @@ class IdempotencyCache extends EventEmitter {
     if (l === undefined) throw argumentError(`lease = <${typeOf(lease)}>: expected a Lease from cache.begin()`);
     return l;
   }
+}
+
+// A lone surrogate has no UTF-8 form: Node-API would turn it into U+FFFD, so two different
+// keys ('a\uD800', 'a\uD801') would share one entry. Refused, as Python refuses them.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function isWellFormed(s) {
+  return typeof s.isWellFormed === 'function' ? s.isWellFormed() : !LONE_SURROGATE.test(s);
+}
+
+function malformedKey(key) {
+  return argumentError(`key = ${JSON.stringify(key)}: an idempotency key must be valid UTF-8 (no lone surrogates)`);
 }
 
 function outputArg(output) {
@@ -2392,24 +2705,31 @@ class Registry extends EventEmitter {
    * Never rejects for a check's sake: a failing or hanging check is reported.
    */
   health() {
+    flushAll(); // the breakers' batched successes (see CircuitBreaker#run)
     const due = this.#native.checksDue();
     for (let i = 0; i < due.length; i++) this.#start(due[i]);
-    if (this.#running.size === 0) return Promise.resolve(this.report());
-    return Promise.all(this.#running.values()).then(() => this.report());
+    const waits = [...this.#running.values()];
+    // The stores' checks (one per idempotency cache) are the core's, run on the thread pool.
+    if (this.#caches.size > 0) waits.push(this.#native.runStoreChecks());
+    if (waits.length === 0) return Promise.resolve(this.report());
+    return Promise.all(waits).then(() => this.report());
   }
 
   /** The health report from the results at hand, running nothing. */
   report() {
+    flushAll();
     return JSON.parse(this.#native.report());
   }
 
   /** Everything as JSON-able data (the core's snapshot: breakers by name, health). */
   snapshot() {
+    flushAll();
     return JSON.parse(this.#native.snapshot());
   }
 
   /** Every metric in the Prometheus text exposition format (version 0.0.4). */
   prometheus() {
+    flushAll();
     return this.#native.prometheus();
   }
 
@@ -2569,3 +2889,19 @@ module.exports = {
   formatGrpcTimeout,
   version,
 };
+// For seawall's own tests (panic containment) and benchmarks (the cost of a call into the
+// addon, each way it can be made): not part of the API, not enumerable.
+Object.defineProperty(module.exports, '_internal', {
+  value: Object.freeze({
+    armPanic: native.armPanic,
+    disarmPanics: native.disarmPanics,
+    floor: Object.freeze({
+      noop: native.floorNoop,
+      u32: native.floorU32,
+      external: native.floorExternal,
+      makeExternal: native.floorMakeExternal,
+      FloorObject: native.FloorObject,
+      rawNoop: native.floorRawNoop,
+    }),
+  }),
+});

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing seawall needs, and nothing when it is already there.
 #   - Debian packages: pkg-config and libcjson-dev (the C conformance runner parses JSON with cJSON),
-#     redis-server (the Redis store's tests start their own server on a free loopback port);
+#     redis-server (the Redis store's tests start their own server on a free loopback port),
+#     valgrind (scripts/test-c-sanitize.sh runs the C tests under memcheck);
 #   - a tools virtualenv in target/tools with maturin (builds the wheel) and pytest.
 # Needs: cargo, gcc, python3 (>= 3.9, with venv), node (>= 18) and npm on PATH.
 # Usage: scripts/bootstrap.sh   (then put target/tools/bin on PATH; the Makefile does)
@@ -21,6 +22,7 @@ need_apt=()
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 [ -f /usr/include/cjson/cJSON.h ] || need_apt+=(libcjson-dev)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need_apt[*]}" >&2

@@ -13,6 +13,10 @@
 #   conformance_idempotency.c  every tests/conformance/idempotency/*.json scenario
 #   idempotency_threads.c  8 threads racing on the same keys, with and without crashing
 #                  owners (run 5 times)
+#   panic.c        a panic armed inside the core (breaker, idempotency, registry) comes back
+#                  as SEAWALL_E_INTERNAL and the object stays usable
+#   bad_input.c    every function of seawall.h given bad input: exact status and message
+#                  (the "## C" table of docs/bad-input.md)
 #   registry.c     registry, health checks (incl. a hanging one), Prometheus counts after
 #                  8 threads x 5000 calls, buffer rules
 #   bench_idempotency.c  per-call cost of a replayed begin and a fresh begin + complete
@@ -115,6 +119,8 @@ build_all() {
     build conformance_idempotency conformance_idempotency.c $(pkg-config --cflags --libs libcjson) -lm &&
     build idempotency_threads idempotency_threads.c -pthread &&
     build registry registry.c -pthread &&
+    build bad_input bad_input.c -pthread -lm &&
+    build panic panic.c &&
     build redis redis.c -pthread &&
     build bench_idempotency bench_idempotency.c &&
     build breaker breaker.c &&
@@ -198,6 +204,8 @@ registry_test() {
   echo "$(grep -vc '^#' metrics.txt) samples in the exposition, all well-formed"
 }
 step "registry" registry_test
+step "bad input (docs/bad-input.md)" env RUST_BACKTRACE=0 ./bad_input
+step "panic containment (a panic armed inside the core comes back as SEAWALL_E_INTERNAL)" env RUST_BACKTRACE=0 ./panic
 step "bench: idempotency per-call cost (memory store, system clock)" timeout 120 ./bench_idempotency
 
 example() {

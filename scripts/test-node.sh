@@ -41,6 +41,17 @@ export SEAWALL_OBSERVABILITY_FIXTURE="$fixture"
 # The tests import `seawall`, which must resolve to node_modules here, not to the repo.
 cp -r "$repo/node/tests" "$project/tests"
 node --test tests/ || { status=1; echo "node: the package tests FAILED (see above)" >&2; }
+# The short soak (bench/soak/soak.js; docs/hardening.md): mixed load, heap and RSS growth
+# checked. SEAWALL_SOAK_CI_SECS=0 skips it; the full run is SEAWALL_SOAK_SECS=120.
+if [ "${SEAWALL_SOAK_CI_SECS:-10}" != 0 ]; then
+  echo "the soak (${SEAWALL_SOAK_CI_SECS:-10} s)"
+  cp "$repo/bench/soak/soak.js" soak.js
+  SEAWALL_SOAK_SECS="${SEAWALL_SOAK_CI_SECS:-10}" node --expose-gc soak.js || { status=1; echo "node: the soak FAILED (see above)" >&2; }
+fi
+# The benchmark's smoke run (every row, tiny counts, no thresholds; peers not installed
+# here, their rows say so), so the benchmark never rots.
+echo "the benchmark smoke run (bench/node_overhead.js)"
+SEAWALL_BENCH_SMOKE=1 node "$repo/bench/node_overhead.js" >/dev/null || { status=1; echo "node: the benchmark smoke run FAILED" >&2; }
 echo "the Express integration tests again, against Express $express4_version"
 SEAWALL_TEST_EXPRESS=express4 node --test tests/express.test.js tests/express-deadline.test.js tests/express-redis.test.js ||
   { status=1; echo "node: the Express tests FAILED against Express $express4_version (see above)" >&2; }

@@ -29,6 +29,18 @@ cd "$tmp"
 echo "test-python: pytest (from $tmp)"
 "$py" -m pytest -p no:cacheprovider -q -o "testpaths=" --rootdir "$repo/python" "$repo/python/tests"
 
+# The short soak (bench/soak/soak.py; docs/hardening.md): mixed load, memory growth checked.
+# SEAWALL_SOAK_CI_SECS=0 skips it; the full run is SEAWALL_SOAK_SECS=120 python bench/soak/soak.py.
+if [ "${SEAWALL_SOAK_CI_SECS:-10}" != 0 ]; then
+  echo "test-python: soak (${SEAWALL_SOAK_CI_SECS:-10} s)"
+  SEAWALL_SOAK_SECS="${SEAWALL_SOAK_CI_SECS:-10}" "$py" "$repo/bench/soak/soak.py"
+fi
+
+# The benchmark's smoke run (bench/python_overhead.py: every row, tiny counts, no
+# thresholds; peers not installed here, their rows say so), so the benchmark never rots.
+echo "test-python: benchmark smoke run"
+SEAWALL_BENCH_SMOKE=1 "$py" "$repo/bench/python_overhead.py" >/dev/null
+
 echo "test-python: examples"
 for ex in "$repo"/examples/python/*.py; do
   echo "--- $(basename "$ex")"

@@ -1,7 +1,8 @@
 //! Per-call cost of the idempotency cache on the memory store, beside a bare call, in one
 //! run: a replayed `run` (the key is completed: one claim that finds the record) and a
 //! fresh `run` (claim + complete on a new key, in a store kept full at 10,000 entries, so
-//! each one also evicts the least recently used result).
+//! each one also evicts the least recently used result), and the same in a store with room
+//! (nothing evicted: what eviction costs is the difference).
 //!
 //! Run: `cargo bench -p seawall --bench idempotency` (`SEAWALL_BENCH_SMOKE=1` for a quick pass).
 
@@ -49,8 +50,18 @@ fn main() {
         next += 1;
         let _ = black_box(cache.run(&keys[next], &fp, || work(next)));
     });
+    let mut roomy_config = IdempotencyConfig::default();
+    roomy_config.set("max_entries", 10_000_000i64.into()).expect("valid");
+    roomy_config.set("max_bytes", (1i64 << 40).into()).expect("valid");
+    let roomy = IdempotencyCache::new(roomy_config).expect("valid config");
+    let mut next_roomy = 0;
+    let fresh_roomy = best_ns(n, |_| {
+        next_roomy += 1;
+        let _ = black_box(roomy.run(&keys[next_roomy], &fp, || work(next_roomy)));
+    });
     println!("idempotency cache, memory store (best of 5 x {n} calls)");
     println!("{:<40} {bare:>8.0} ns/call", "bare call (builds the result)");
     println!("{:<40} {replay:>8.0} ns/call  (+{:.0} ns)", "replayed run", replay - bare);
     println!("{:<40} {fresh:>8.0} ns/call  (+{:.0} ns)", "fresh run (claim + complete)", fresh - bare);
+    println!("{:<40} {fresh_roomy:>8.0} ns/call  (+{:.0} ns)", "fresh run, store with room (no eviction)", fresh_roomy - bare);
 }

@@ -73,6 +73,11 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// The kind of a check registered by the user.
+pub const KIND_CHECK: &str = "check";
+/// The kind of the check a registry adds for each idempotency cache's store.
+pub const KIND_STORE: &str = "store";
+
 /// How a check runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckConfig {
@@ -111,7 +116,8 @@ pub type CheckFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 pub struct CheckReport {
     /// The check's (or breaker's) name.
     pub name: String,
-    /// `"check"` or `"breaker"`.
+    /// `"check"` (a registered check), `"store"` (an idempotency cache's store, checked
+    /// automatically) or `"breaker"`.
     pub kind: &'static str,
     /// Whether it passes now.
     pub ok: bool,
@@ -142,6 +148,7 @@ pub struct DueCheck {
 }
 
 struct Entry {
+    kind: &'static str,
     config: CheckConfig,
     f: Option<CheckFn>,
     run: u64,
@@ -162,7 +169,13 @@ pub struct Checks {
 impl Checks {
     /// Adds (or replaces) a check. `f` is `None` when the binding runs it.
     pub fn add(&self, name: &str, config: CheckConfig, f: Option<CheckFn>) {
+        self.add_kind(name, KIND_CHECK, config, f);
+    }
+
+    /// Adds (or replaces) a check of `kind` ([`KIND_CHECK`] or [`KIND_STORE`]).
+    pub fn add_kind(&self, name: &str, kind: &'static str, config: CheckConfig, f: Option<CheckFn>) {
         let e = Entry {
+            kind,
             config,
             f,
             run: 0,
@@ -197,6 +210,19 @@ impl Checks {
     /// checks running.
     pub fn due_of(&self, now: Duration, external: bool) -> Vec<DueCheck> {
         self.due_where(now, |e| e.f.is_none() == external)
+    }
+
+    /// [`due`](Self::due), only for the checks of `kind`: bindings that run the user's
+    /// checks themselves take [`KIND_CHECK`] here and leave the stores' checks to
+    /// [`crate::Registry::run_store_checks`].
+    pub fn due_of_kind(&self, now: Duration, kind: &str) -> Vec<DueCheck> {
+        self.due_where(now, |e| e.kind == kind)
+    }
+
+    /// [`due`](Self::due), only for the checks `pick(kind, external)` takes (`external`:
+    /// the binding runs it). The others are left as they are (not marked running).
+    pub fn due_if(&self, now: Duration, pick: impl Fn(&str, bool) -> bool) -> Vec<DueCheck> {
+        self.due_where(now, |e| pick(e.kind, e.f.is_none()))
     }
 
     fn due_where(&self, now: Duration, pick: impl Fn(&Entry) -> bool) -> Vec<DueCheck> {
@@ -262,7 +288,7 @@ impl Checks {
             status = status.max(part);
             out.push(CheckReport {
                 name: name.clone(),
-                kind: "check",
+                kind: e.kind,
                 ok,
                 critical: e.config.critical,
                 status: part,

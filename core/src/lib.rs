@@ -18,6 +18,7 @@ pub mod cancel;
 pub mod clock;
 pub mod deadline;
 pub mod error;
+pub mod failpoint;
 pub mod idempotency;
 pub mod health;
 pub mod metrics;

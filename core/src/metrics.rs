@@ -57,6 +57,7 @@ fn float(x: f64) -> String {
 
 /// Renders breaker snapshots and a health report.
 pub(crate) fn render(breakers: &[Snapshot], caches: &[(String, IdempotencyStats)], health: &Health) -> String {
+    crate::failpoint::hit(crate::failpoint::Site::RegistryRender);
     let mut out = String::new();
     let label = |s: &Snapshot| escape_label(&s.name);
 

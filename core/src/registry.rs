@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::breaker::{BreakerConfig, CircuitBreaker, Snapshot, State};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{ConfigError, Error};
-use crate::health::{CheckConfig, CheckFn, CheckReport, Checks, HealthStatus};
+use crate::health::{CheckConfig, CheckFn, CheckReport, Checks, HealthStatus, KIND_STORE};
 use crate::idempotency::{IdempotencyCache, IdempotencyConfig, IdempotencyStats};
 
 /// Default bound on the number of breakers a registry keeps.
@@ -120,6 +120,11 @@ impl Registry {
     /// The idempotency cache named `name`, created from `config` if there is none (the
     /// config of an existing cache is kept). Caches are few and long-lived: they are not
     /// evicted.
+    ///
+    /// Creating one also adds the health check `idempotency:<name>` (kind `"store"`): its
+    /// store's [`Store::check`](crate::Store::check) (a `PING` for Redis), bounded by the
+    /// default check timeout and reused for the default interval; a failure makes the
+    /// service `down` or `degraded` as [`IdempotencyConfig::critical`] says.
     pub fn idempotency_cache(&self, name: &str, mut config: IdempotencyConfig) -> Result<IdempotencyCache, ConfigError> {
         if name.is_empty() {
             return Err(ConfigError::new("name", "\"\"", "an idempotency cache in a registry needs a name"));
@@ -130,7 +135,20 @@ impl Registry {
         config.set("name", crate::ConfigValue::Str(name.to_owned()))?;
         let created = IdempotencyCache::new(config)?;
         let mut map = self.inner.caches.write();
-        Ok(map.entry(name.to_owned()).or_insert(created).clone())
+        if let Some(c) = map.get(name) {
+            return Ok(c.clone()); // another thread created it first
+        }
+        let store = Arc::clone(created.store());
+        let check = CheckConfig { critical: created.config().critical(), ..CheckConfig::default() };
+        let f: CheckFn = Arc::new(move || {
+            store.check().map_err(|e| match e {
+                Error::StoreUnavailable(why) => format!("{} store unavailable: {why}", store.kind()),
+                e => format!("{} store: {e}", store.kind()),
+            })
+        });
+        self.inner.checks.add_kind(&store_check_name(name), KIND_STORE, check, Some(f));
+        map.insert(name.to_owned(), created.clone());
+        Ok(created)
     }
 
     /// The registered idempotency caches, sorted by name.
@@ -191,8 +209,14 @@ impl Registry {
     /// Runs the checks that are due (in parallel, each bounded by its timeout), then
     /// reports. Never waits longer than the longest due check's timeout.
     pub fn health(&self) -> Health {
-        self.run_due_checks();
+        self.run_due_checks(|_| true);
         self.report()
+    }
+
+    /// Runs the stores' checks that are due (each bounded by its timeout), for bindings
+    /// that run the user's checks themselves (on an event loop) and leave these to the core.
+    pub fn run_store_checks(&self) {
+        self.run_due_checks(|kind| kind == KIND_STORE);
     }
 
     /// The health report from the results at hand, running nothing.
@@ -219,8 +243,9 @@ impl Registry {
         Health { status, checks }
     }
 
-    fn run_due_checks(&self) {
-        let due = self.inner.checks.due_of(self.inner.clock.now(), false);
+    fn run_due_checks(&self, pick: impl Fn(&str) -> bool) {
+        let now = self.inner.clock.now();
+        let due = self.inner.checks.due_if(now, |kind, external| !external && pick(kind));
         let (tx, rx) = mpsc::channel();
         let mut waiting = Vec::new();
         for d in due {
@@ -282,9 +307,14 @@ impl Registry {
     }
 }
 
+/// The name of the health check a registry adds for the idempotency cache `cache`.
+pub fn store_check_name(cache: &str) -> String {
+    format!("idempotency:{cache}")
+}
+
 fn check_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
-        return Err(Error::InvalidArgument("a health check needs a name".into()));
+        return Err(ConfigError::new("name", "\"\"", "a health check needs a name").into());
     }
     Ok(())
 }

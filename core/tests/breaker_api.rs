@@ -212,3 +212,45 @@ fn on_event_reports_rejections_timeouts_and_fallbacks_in_order() {
     assert!(b.try_acquire().is_err());
     assert_eq!(log.lock().unwrap().len(), 4, "no events after removal");
 }
+
+/// `record_successes(epoch, n)` is exactly `n` permits of that epoch recording successes:
+/// the same counts, window and decisions; after a transition they are late (counted only).
+#[test]
+fn batched_successes_decide_like_one_permit_each() {
+    use std::sync::atomic::Ordering::Acquire;
+    use seawall::{ManualClock, Outcome, State};
+    let clock = ManualClock::shared();
+    let config = || {
+        let mut c = BreakerConfig::default().with_clock(clock.clone());
+        c.failure_rate_threshold = Some(0.5);
+        c.window_size = 6;
+        c.minimum_calls = 4;
+        c
+    };
+    let (one, batched) = (CircuitBreaker::new(config()).unwrap(), CircuitBreaker::new(config()).unwrap());
+    // S S F S F F: 3 failures of 6 -> opens on the last failure, in both.
+    for step in ["S2", "F", "S1", "F", "F"] {
+        let (outcome, n) = match step {
+            "F" => (Outcome::Failure, 1),
+            s => (Outcome::Success, s[1..].parse::<u64>().unwrap()),
+        };
+        for _ in 0..n {
+            one.try_acquire_shared().unwrap().record(outcome, Duration::ZERO).unwrap();
+        }
+        let w = batched.state_word().load(Acquire);
+        assert_eq!(w & 7, 0, "closed: admitted without calling in");
+        match outcome {
+            Outcome::Success => batched.record_successes(w >> 3, n),
+            _ => batched.permit_for_epoch(w >> 3).record(outcome, Duration::ZERO).unwrap(),
+        }
+        let (a, b) = (one.snapshot(), batched.snapshot());
+        assert_eq!((a.state, a.successes, a.failures, a.window_calls), (b.state, b.successes, b.failures, b.window_calls), "after {step}");
+    }
+    assert_eq!(batched.state(), State::Open);
+    // Successes admitted before the transition and flushed after it are late: counted only.
+    let stale = 0; // the epoch every call above was admitted in
+    let before = batched.snapshot();
+    batched.record_successes(stale, 5);
+    let after = batched.snapshot();
+    assert_eq!((after.state, after.successes, after.window_calls), (State::Open, before.successes + 5, before.window_calls));
+}

@@ -11,107 +11,37 @@
 //! `BreakerConfig::with_style(Style::default())` (snake names, milliseconds) and `set`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seawall::{
-    BreakerConfig, CircuitBreaker, ConfigError, ConfigValue, ManualClock, Outcome, SharedClock, SharedPermit,
-    StateChange, Style,
+    BreakerConfig, CircuitBreaker, ConfigError, ManualClock, Outcome, SharedClock, SharedPermit, StateChange, Style,
 };
 use serde_json::{Map, Value};
+
+mod conformance_support;
+use conformance_support::{
+    check_keys, fail, millis, open_scenario, replay_files, scenario_dir, scenario_files, set_options, Checked, Failure,
+};
 
 /// Tolerance for rates in `expect_snapshot`.
 const RATE_EPSILON: f64 = 1e-9;
 
-/// Where a scenario failed: step index (None: the file or its config) and what went wrong.
-struct Failure {
-    step: Option<usize>,
-    message: String,
-}
-
-type Checked = Result<(), Failure>;
-
-fn fail<T>(step: Option<usize>, message: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure { step, message: message.into() })
-}
-
-/// `tests/conformance/breaker/`, or `SEAWALL_CONFORMANCE_DIR` when set (to replay other files,
-/// e.g. deliberately broken copies that check this runner reports failures).
-fn scenario_dir() -> PathBuf {
-    match std::env::var_os("SEAWALL_CONFORMANCE_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/breaker"),
-    }
-}
-
+/// Replays `tests/conformance/breaker/`, or `$SEAWALL_CONFORMANCE_DIR` when set (to replay
+/// other files, e.g. deliberately broken copies that check this runner reports failures).
 #[test]
 fn breaker_conformance_scenarios() {
-    let dir = scenario_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read scenario directory {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario files (*.json) found in {}", dir.display());
-
-    let mut failures = Vec::new();
-    let mut passed = 0usize;
-    for path in &files {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        match run_file(path) {
-            Ok(()) => passed += 1,
-            Err(f) => failures.push((file, f)),
-        }
-    }
-
-    println!("conformance (Rust): {passed} of {} breaker scenarios passed", files.len());
-    if !failures.is_empty() {
-        let mut report = format!("{} of {} breaker scenarios failed:\n", failures.len(), files.len());
-        for (file, f) in &failures {
-            let at = match f.step {
-                Some(i) => format!("step {i}"),
-                None => "config".to_owned(),
-            };
-            let _ = writeln!(report, "  {file} [{at}]: {}", f.message);
-        }
-        panic!("{report}");
-    }
+    let files = scenario_files(&scenario_dir("SEAWALL_CONFORMANCE_DIR", "breaker"));
+    let replayed = replay_files(&files, |_, path, _| Some(run_file(path)));
+    println!("conformance (Rust): {} of {} breaker scenarios passed", replayed.passed, files.len());
+    replayed.panic_on_failures("breaker scenarios failed");
 }
 
 fn run_file(path: &Path) -> Checked {
-    let text = std::fs::read_to_string(path).or_else(|e| fail(None, format!("cannot read: {e}")))?;
-    let doc: Value = serde_json::from_str(&text).or_else(|e| fail(None, format!("invalid JSON: {e}")))?;
-    let doc = doc.as_object().map_or_else(|| fail(None, "the file is not a JSON object"), Ok)?;
-    check_keys(None, doc, &["name", "config", "steps", "expect_config_error"])?;
-    if !doc.get("name").is_some_and(Value::is_string) {
-        return fail(None, "missing \"name\" (a string)");
-    }
-    let config = match doc.get("config") {
-        Some(Value::Object(c)) => c,
-        _ => return fail(None, "missing \"config\" (an object)"),
-    };
-
     let clock = ManualClock::shared();
-    let built = build(config, clock.clone());
-
-    if let Some(expected) = doc.get("expect_config_error") {
-        if doc.contains_key("steps") {
-            return fail(None, "a scenario with \"expect_config_error\" must not have \"steps\"");
-        }
-        return check_config_error(expected, built);
-    }
-
-    let steps = match doc.get("steps") {
-        Some(Value::Array(s)) if !s.is_empty() => s,
-        _ => return fail(None, "missing \"steps\" (a non-empty array)"),
-    };
-    let breaker = match built {
-        Ok(b) => b,
-        Err(e) => return fail(None, format!("expected the breaker to build, got config error: {e}")),
-    };
+    let opened = open_scenario(path, "breaker", |config| Ok(build(config, clock.clone())))?;
+    let Some((breaker, config, steps)) = opened else { return Ok(()) };
     let events: Arc<Mutex<Vec<StateChange>>> = Arc::default();
     let sink = Arc::clone(&events);
     breaker.on_state_change(move |e| sink.lock().unwrap().push(e.clone()));
@@ -132,84 +62,9 @@ fn run_file(path: &Path) -> Checked {
 /// Builds a breaker the way a binding does: every option through `set`.
 fn build(config: &Map<String, Value>, clock: Arc<ManualClock>) -> Result<CircuitBreaker, ConfigError> {
     let mut c = BreakerConfig::with_style(Style::default());
-    for (key, value) in config {
-        let key = key.strip_suffix("_ms").unwrap_or(key);
-        c.set(key, config_value(value))?;
-    }
+    set_options(config, |key, value| c.set(key, value))?;
     let clock: SharedClock = clock;
     CircuitBreaker::new(c.with_clock(clock))
-}
-
-/// JSON -> the value a binding would hand over.
-fn config_value(v: &Value) -> ConfigValue {
-    match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => ConfigValue::Int(i),
-            None => ConfigValue::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => match s.as_str() {
-            "NaN" => ConfigValue::Float(f64::NAN),
-            "Infinity" => ConfigValue::Float(f64::INFINITY),
-            "-Infinity" => ConfigValue::Float(f64::NEG_INFINITY),
-            _ => ConfigValue::Str(s.clone()),
-        },
-        Value::Bool(b) => ConfigValue::Bool(*b),
-        Value::Null => ConfigValue::Other("null".into()),
-        Value::Array(_) => ConfigValue::Other("array".into()),
-        Value::Object(_) => ConfigValue::Other("object".into()),
-    }
-}
-
-fn check_config_error(expected: &Value, built: Result<CircuitBreaker, ConfigError>) -> Checked {
-    let expected = expected.as_object().map_or_else(|| fail(None, "\"expect_config_error\" must be an object"), Ok)?;
-    check_keys(None, expected, &["field", "type_error"])?;
-    let field = expected
-        .get("field")
-        .and_then(Value::as_str)
-        .map_or_else(|| fail(None, "\"expect_config_error\" needs \"field\" (a string)"), Ok)?;
-    let type_error = match expected.get("type_error") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return fail(None, "\"type_error\" must be a boolean"),
-    };
-    let err = match built {
-        Ok(_) => return fail(None, format!("expected a config error naming {field:?}, but the breaker was built")),
-        Err(e) => e,
-    };
-    let message = err.to_string();
-    if !message.contains(field) {
-        return fail(None, format!("expected a config error naming {field:?}, got: {message}"));
-    }
-    if seawall::Error::from(err.clone()).code().as_str() != "SEAWALL_CONFIG" {
-        return fail(None, "the config error does not map to SEAWALL_CONFIG");
-    }
-    if err.type_mismatch != type_error {
-        return fail(
-            None,
-            format!("expected type_mismatch = {type_error}, got {} (error: {message})", err.type_mismatch),
-        );
-    }
-    Ok(())
-}
-
-fn check_keys(step: Option<usize>, obj: &Map<String, Value>, allowed: &[&str]) -> Checked {
-    for k in obj.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return fail(step, format!("unknown key {k:?} (allowed here: {allowed:?})"));
-        }
-    }
-    Ok(())
-}
-
-/// A duration written in ms (a whole or fractional number).
-fn millis(step: usize, v: &Value, what: &str) -> Result<Duration, Failure> {
-    if let Some(ms) = v.as_u64() {
-        return Ok(Duration::from_millis(ms));
-    }
-    match v.as_f64() {
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Duration::from_nanos((ms * 1e6).round() as u64)),
-        _ => fail(Some(step), format!("{what} must be a non-negative number of ms, got {v}")),
-    }
 }
 
 /// An expected `retry_after_ms`: a number of ms or `"inf"`.

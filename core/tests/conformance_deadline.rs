@@ -1,6 +1,7 @@
 //! The Rust runner of the deadline scenarios in `tests/conformance/deadline/` (format in
 //! `tests/conformance/README.md`). Every file runs; failures are collected and reported
-//! with file, step, expected and actual; no files at all is a failure.
+//! with file, step, expected and actual; no files at all is a failure (the file list is
+//! `conformance_support`'s, shared with the other Rust runners).
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,6 +13,9 @@ use serde_json::Value;
 
 use seawall::deadline::{duration_arg, format_grpc_timeout, parse_grpc_timeout};
 use seawall::{CancelToken, ConfigValue, Deadline, DurationUnit, Error, ManualClock, SharedClock, TimerGuard};
+
+mod conformance_support;
+use conformance_support::scenario_files;
 
 struct Run {
     clocks: HashMap<String, Arc<ManualClock>>,
@@ -168,14 +172,7 @@ fn replay(v: &Value) -> Result<(), String> {
 
 #[test]
 fn deadline_scenarios() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/deadline");
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no deadline scenarios in {}", dir.display());
+    let files = scenario_files(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/deadline"));
     let mut failures = Vec::new();
     for f in &files {
         let v: Value = serde_json::from_str(&fs::read_to_string(f).unwrap()).unwrap();

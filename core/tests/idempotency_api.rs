@@ -413,3 +413,24 @@ fn config_errors_name_the_field_in_the_callers_style() {
     assert_eq!((e.field.as_str(), e.reason.as_str()), ("lease", "must be greater than zero"));
     assert_eq!(seawall::Error::from(e).code(), ErrorCode::Config);
 }
+
+/// Two memory stores both hand out token 1 for key "k": a lease is finished only on the
+/// cache that issued it, and the other cache's key is left alone.
+#[test]
+fn a_lease_is_finished_only_by_its_own_cache() {
+    use seawall::idempotency::{Begin, Fingerprint, Output};
+    use seawall::{ErrorCode, IdempotencyCache, IdempotencyConfig};
+    let (a, b) = (IdempotencyCache::new(IdempotencyConfig::named("a")).unwrap(), IdempotencyCache::new(IdempotencyConfig::named("b")).unwrap());
+    let Begin::Execute(la) = a.begin("k", &Fingerprint::NONE).unwrap() else { panic!() };
+    let Begin::Execute(lb) = b.begin("k", &Fingerprint::NONE).unwrap() else { panic!() };
+    assert_eq!(la.token(), lb.token(), "the same token: only the cache's identity tells them apart");
+    let e = b.complete(&la, Output::new(&b"from a"[..], "")).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.to_string().contains("lease = <idempotency key \"k\", token 1>: issued by another cache"), "{e}");
+    assert!(e.to_string().contains("(this is \"b\")"), "{e}");
+    assert_eq!(b.release(&la).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(b.renew(&la).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(b.fail(&la, None).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(b.complete(&lb, Output::new(&b"from b"[..], "")).unwrap().result(), b"from b");
+    assert_eq!(a.complete(&la, Output::new(&b"from a"[..], "")).unwrap().result(), b"from a");
+}

@@ -43,7 +43,7 @@ fn mirrors_are_the_core_code() {
         ("breaker", "core/src/breaker/mod.rs", include_str!("../src/breaker/mod.rs")),
     ];
     let checked = prop_support::check_mirrors(include_str!("loom_breaker.rs"), "loom_breaker.rs", &core);
-    assert_eq!(checked.len(), 8, "mirrored pieces: {checked:?}");
+    assert_eq!(checked.len(), 10, "mirrored pieces: {checked:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ mod counters {
 
 #[cfg(loom)]
 mod epoch {
-    use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+    use loom::sync::atomic::{AtomicU64, Ordering::*};
     use loom::sync::{Arc, Mutex};
     use loom::thread;
 
@@ -462,6 +462,12 @@ mod epoch {
         (epoch << 3) | s as u64
     }
 
+    const RUN_MASK: u64 = 0xffff_ffff;
+
+    fn run_tag(epoch: u64) -> u64 {
+        (epoch & RUN_MASK) << 32
+    }
+
     #[derive(Clone, Copy)]
     struct Ticket {
         epoch: u64,
@@ -471,14 +477,48 @@ mod epoch {
     /// the transition lock. `threshold` is `consecutive_failures`.
     struct Inner {
         word: AtomicU64,
-        consecutive: AtomicU32,
+        consecutive: AtomicU64,
         locked: Mutex<()>,
         consecutive_threshold: u32,
     }
 
     impl Inner {
         fn new(threshold: u32) -> Self {
-            Inner { word: AtomicU64::new(word(0, State::Closed)), consecutive: AtomicU32::new(0), locked: Mutex::new(()), consecutive_threshold: threshold }
+            Inner { word: AtomicU64::new(word(0, State::Closed)), consecutive: AtomicU64::new(run_tag(0)), locked: Mutex::new(()), consecutive_threshold: threshold }
+        }
+
+        /// The run of failures of epoch `e` (what `snapshot` reports while closed).
+        fn run_in(&self, e: u64) -> u32 {
+            let c = self.consecutive.load(SeqCst);
+            if c & !RUN_MASK == run_tag(e) {
+                (c & RUN_MASK) as u32
+            } else {
+                0
+            }
+        }
+
+        fn count_failure(&self, e: u64) -> Option<u32> {
+            // MIRROR breaker count_failure
+            let mut c = self.consecutive.load(Acquire);
+            loop {
+                if c & !RUN_MASK != run_tag(e) {
+                    return None;
+                }
+                let next = if c & RUN_MASK == RUN_MASK { c } else { c + 1 };
+                match self.consecutive.compare_exchange_weak(c, next, AcqRel, Acquire) {
+                    Ok(_) => return Some((next & RUN_MASK) as u32),
+                    Err(now) => c = now,
+                }
+            }
+            // END breaker count_failure
+        }
+
+        /// `set`: the new epoch's run restarts before the word moves.
+        fn set(&self, w: u64, to: State) {
+            // MIRROR breaker set
+            self.consecutive.store(run_tag(epoch_of(w) + 1), Release);
+            self.word.store(word(epoch_of(w) + 1, to), Release);
+            // END breaker set
         }
 
         /// `record_any` for a failure: counted, then judged against the word read now.
@@ -496,7 +536,9 @@ mod epoch {
 
         fn record_closed_failure(&self, w: u64) {
             // MIRROR breaker record_closed_failure
-            let in_a_row = self.consecutive.fetch_add(1, AcqRel) + 1;
+            let Some(in_a_row) = self.count_failure(epoch_of(w)) else {
+                return; // late: the breaker left the epoch after this outcome read the state
+            };
             // END breaker record_closed_failure
             if self.consecutive_threshold != 0 && in_a_row >= self.consecutive_threshold {
                 self.trip(w);
@@ -509,8 +551,7 @@ mod epoch {
             // MIRROR breaker trip
             if self.word.load(Acquire) == w {
                 // END breaker trip
-                self.consecutive.store(0, Release);
-                self.word.store(word(epoch_of(w) + 1, State::Open), Release);
+                self.set(w, State::Open);
             }
             drop(l);
         }
@@ -519,8 +560,7 @@ mod epoch {
         fn reset(&self) {
             let l = self.locked.lock().unwrap();
             let w = self.word.load(Acquire);
-            self.consecutive.store(0, Release);
-            self.word.store(word(epoch_of(w) + 1, State::Closed), Release);
+            self.set(w, State::Closed);
             drop(l);
         }
     }
@@ -558,15 +598,12 @@ mod epoch {
         });
     }
 
-    /// Finding (docs/hardening.md): the guard against late outcomes covers the state, not
-    /// the consecutive count. A failure of epoch 0 that read the state word before a
-    /// `reset()` and counts after it adds 1 to the new epoch's consecutive count (and, with
-    /// a rate threshold, its call to the cleared window): with `consecutive_failures = 2`,
-    /// one real failure after the reset then opens the breaker. (A late success can likewise
-    /// zero the new epoch's count.) docs/breaker.md says a late outcome never updates "the
-    /// window, the consecutive count or the state".
+    /// Finding 3 (docs/hardening.md, fixed): a failure of epoch 0 that read the state word
+    /// before a `reset()` and counts after it must not add to the new epoch's run of
+    /// failures (with `consecutive_failures = 2`, one real failure after the reset would
+    /// then open the breaker). The run is tagged with its epoch, restarted by `set` before
+    /// the word moves, and `count_failure` refuses another epoch's run.
     #[test]
-    #[ignore = "core bug (docs/hardening.md, open findings): a racing late outcome leaks into the new epoch's count"]
     fn a_late_failure_never_counts_in_a_newer_epoch() {
         super::builder(3).check(|| {
             let b = Arc::new(Inner::new(2));
@@ -575,7 +612,7 @@ mod epoch {
             b.reset();
             h.join().unwrap();
             assert_eq!(b.word.load(SeqCst), word(1, State::Closed));
-            assert_eq!(b.consecutive.load(SeqCst), 0, "the new epoch starts with no failure in a row");
+            assert_eq!(b.run_in(1), 0, "the new epoch starts with no failure in a row");
         });
     }
 }

@@ -86,7 +86,7 @@ fn records_are_stored_in_the_versioned_format_with_the_servers_time() {
         // What Redis holds is exactly Record::encode of what every duplicate gets.
         let names = s.key_names("order-1");
         let raw: Vec<u8> = conn.get(&names.entry).unwrap();
-        assert_eq!(&raw[..4], b"SWR\x01");
+        assert_eq!(&raw[..4], b"SWR\x02");
         assert_eq!(Record::decode(&raw).unwrap(), record);
         assert_eq!(raw, record.encode());
 
@@ -754,5 +754,154 @@ fn values_that_are_not_seawall_entries_are_refused_not_overwritten() {
         assert!(e.to_string().contains("WRONGTYPE"), "{e}");
         // The store stays usable.
         acquired(s.claim("fine", &FP, Duration::from_secs(5)).unwrap());
+    });
+}
+
+/// Record format version 2 through the scripts: the complete script stamps the header and
+/// writes its CRC-32C, which must be the one `Record::encode` writes, for records of every
+/// shape (and the scripts' own check of it must accept them: an expired record is taken
+/// over). A record corrupted in Redis (every single-bit flip of one) is refused with
+/// `StoreUnavailable` by claim and peek: never replayed, never taken for expired (which
+/// would run the operation again), never a fingerprint mismatch unless the header is
+/// intact. A record of format version 1 is refused by name.
+#[test]
+fn records_carry_their_checksums_through_the_scripts_and_corrupted_ones_are_refused() {
+    bounded(Duration::from_secs(60), || {
+        let server = RedisServer::start();
+        let s = store(&server.url());
+        let mut conn = server.conn();
+        let outputs = [
+            Output::new(Vec::new(), ""),
+            Output::new(&b"{\"ok\":true}"[..], "application/json").with_metadata("status", "201"),
+            Output::new(&b"boom"[..], "text/plain").with_metadata("é", "😀").with_metadata("é", "").into_error(),
+            Output::new(vec![0xa5; 200_000], "application/octet-stream"), // over the pub/sub inline limit
+        ];
+        for (i, out) in outputs.into_iter().enumerate() {
+            let key = format!("shape-{i}");
+            let fp = Fingerprint::of(key.as_bytes());
+            let (token, _) = acquired(s.claim(&key, &fp, Duration::from_secs(30)).unwrap());
+            let record = s.complete(&key, token, out, Duration::from_secs(60)).unwrap();
+            let raw: Vec<u8> = conn.get(s.key_names(&key).entry).unwrap();
+            assert_eq!(raw, record.encode(), "{key}: the script's CRC is Record::encode's");
+            assert_eq!(s.claim(&key, &fp, Duration::from_secs(30)).unwrap(), Claim::Completed(record.clone()));
+            assert_eq!(
+                s.claim(&key, &FP, Duration::from_secs(30)).unwrap(),
+                Claim::Mismatch { completed: true },
+                "the script checked the header's CRC and accepted it"
+            );
+        }
+        // Past its expiry (within the grace), the scripts check the header and take over.
+        let fp = Fingerprint::of(b"short");
+        let (token, _) = acquired(s.claim("short", &fp, Duration::from_secs(30)).unwrap());
+        s.complete("short", token, Output::new(&b"x"[..], "t"), Duration::from_millis(1)).unwrap();
+        thread::sleep(Duration::from_millis(5));
+        assert_eq!(s.peek("short").unwrap(), Peek::Absent);
+        let (later, took_over) = acquired(s.claim("short", &fp, Duration::from_secs(30)).unwrap());
+        assert!(later > token && !took_over);
+
+        // Every single-bit flip of a stored record.
+        let fp = Fingerprint::of(b"flip");
+        let (token, _) = acquired(s.claim("flip", &fp, Duration::from_secs(30)).unwrap());
+        let out = Output::new(&b"{\"id\":7}"[..], "application/json").with_metadata("status", "201");
+        let record = s.complete("flip", token, out, Duration::from_secs(3600)).unwrap();
+        let entry = s.key_names("flip").entry;
+        let good: Vec<u8> = conn.get(&entry).unwrap();
+        let refused = |r: Result<Claim, seawall::Error>, what: &str| match r {
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::StoreUnavailable, "{what}: {e}");
+                let m = e.to_string();
+                assert!(
+                    m.contains("checksum mismatch") || m.contains("is corrupted") || m.contains("format version")
+                        || m.contains("not a seawall record") || m.contains("does not hold a seawall entry")
+                        || m.contains("cannot decode"),
+                    "{what}: {m}"
+                );
+            }
+            Ok(c) => panic!("{what}: {c:?}"),
+        };
+        for at in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[at] ^= 1 << bit;
+                let _: () = redis::cmd("SET").arg(&entry).arg(&bad).arg("KEEPTTL").query(&mut conn).unwrap();
+                let what = format!("bit {bit} at offset {at}");
+                refused(s.claim("flip", &fp, Duration::from_secs(30)), &what);
+                match s.claim("flip", &FP, Duration::from_secs(30)) {
+                    // The stored fingerprint is genuine when the header is intact.
+                    Ok(Claim::Mismatch { completed: true }) if (64..good.len() - 4).contains(&at) => {}
+                    other => refused(other, &format!("{what}, another payload")),
+                }
+                match s.peek("flip") {
+                    Err(e) => assert_eq!(e.code(), ErrorCode::StoreUnavailable, "{what}: {e}"),
+                    Ok(p) => panic!("{what}: peek gave {p:?}"),
+                }
+            }
+        }
+        // An expiry corrupted into the past is not taken for expired.
+        let mut past = good.clone();
+        let expires = u64::from_be_bytes(good[24..32].try_into().unwrap());
+        let bit = 63 - expires.leading_zeros() as usize; // its highest set bit
+        past[31 - bit / 8] ^= 1 << (bit % 8);
+        assert!(u64::from_be_bytes(past[24..32].try_into().unwrap()) < server_ms(&mut conn));
+        let _: () = redis::cmd("SET").arg(&entry).arg(&past).arg("KEEPTTL").query(&mut conn).unwrap();
+        let e = s.claim("flip", &fp, Duration::from_secs(30)).unwrap_err();
+        assert!(e.to_string().contains("is corrupted (its header does not match its CRC-32C)"), "{e}");
+        assert!(e.to_string().contains("flip"), "names the key: {e}");
+        let e = IdempotencyCache::new(IdempotencyConfig::named("c").with_store(s.clone())).unwrap().begin("flip", &fp);
+        assert_eq!(e.unwrap_err().code(), ErrorCode::StoreUnavailable);
+        let e = s.complete("flip", token, Output::new(&b"again"[..], "t"), Duration::from_secs(60)).unwrap_err();
+        assert!(e.to_string().contains("is corrupted"), "{e}");
+        let left: Vec<u8> = conn.get(&entry).unwrap();
+        assert_eq!(left, past, "a corrupted record is never overwritten");
+        // Put back, it replays.
+        let _: () = redis::cmd("SET").arg(&entry).arg(&good).arg("KEEPTTL").query(&mut conn).unwrap();
+        assert_eq!(s.claim("flip", &fp, Duration::from_secs(30)).unwrap(), Claim::Completed(record));
+        // A record of format version 1 (no checksums) is refused by name.
+        let mut v1 = good[..good.len() - 8].to_vec();
+        v1[3] = 1;
+        let _: () = redis::cmd("SET").arg(&entry).arg(&v1).arg("KEEPTTL").query(&mut conn).unwrap();
+        let e = s.claim("flip", &fp, Duration::from_secs(30)).unwrap_err();
+        assert!(e.to_string().contains("holds a seawall record of format version 1; this build reads"), "{e}");
+    });
+}
+
+#[test]
+fn a_registry_reports_its_redis_stores_health_and_its_recovery() {
+    use seawall::{HealthStatus, ManualClock, Registry};
+    bounded(Duration::from_secs(60), || {
+        let mut server = RedisServer::start();
+        let s = store_with(&server.url(), |c| {
+            c.command_timeout = Duration::from_millis(500);
+            c.reconnect_max_delay = Duration::from_millis(200);
+        });
+        let clock = ManualClock::shared(); // the checks' interval clock; Redis keeps real time
+        let registry = Registry::with(clock.clone(), 10);
+        let mut config = IdempotencyConfig::named("payments").with_store(s.clone());
+        config.set("critical", ConfigValue::Bool(false)).unwrap();
+        registry.idempotency_cache("payments", config).unwrap();
+        registry.idempotency_cache("orders", IdempotencyConfig::default().with_store(s.clone())).unwrap();
+        let h = registry.health();
+        assert_eq!(h.status, HealthStatus::Ok, "{h:?}");
+        assert_eq!(h.checks.iter().filter(|c| c.kind == "store" && c.ok).count(), 2, "{h:?}");
+
+        server.kill();
+        clock.advance(Duration::from_secs(5));
+        let started = Instant::now();
+        let h = registry.health();
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded by the check's timeout: {:?}", started.elapsed());
+        assert_eq!(h.status, HealthStatus::Down, "orders is critical (on_store_error = fail): {h:?}");
+        let payments = h.checks.iter().find(|c| c.name == "idempotency:payments").unwrap();
+        assert_eq!((payments.ok, payments.status), (false, HealthStatus::Degraded));
+        let why = payments.error.as_deref().unwrap();
+        assert!(why.starts_with("redis store unavailable: ") && why.contains(&server.port().to_string()), "{why}");
+
+        server.restart();
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                clock.advance(Duration::from_secs(5));
+                registry.health().status == HealthStatus::Ok
+            }),
+            "health is ok again after the restart"
+        );
     });
 }

@@ -199,3 +199,117 @@ fn health_does_not_strand_checks_the_binding_runs() {
     r.checks().finish("js", due[0].run, Ok(()), clock.now());
     assert_eq!(r.report().status, HealthStatus::Ok);
 }
+
+/// A memory store whose health check can be made to fail.
+#[derive(Debug)]
+struct Flaky {
+    inner: seawall::MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl seawall::Store for Flaky {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    fn claim(
+        &self,
+        key: &str,
+        fp: &seawall::idempotency::Fingerprint,
+        lease: Duration,
+    ) -> Result<seawall::store::Claim, seawall::Error> {
+        self.inner.claim(key, fp, lease)
+    }
+    fn complete(
+        &self,
+        key: &str,
+        token: u64,
+        output: seawall::idempotency::Output,
+        ttl: Duration,
+    ) -> Result<seawall::idempotency::Record, seawall::Error> {
+        self.inner.complete(key, token, output, ttl)
+    }
+    fn release(&self, key: &str, token: u64) -> Result<(), seawall::Error> {
+        self.inner.release(key, token)
+    }
+    fn renew(&self, key: &str, token: u64, lease: Duration) -> Result<Duration, seawall::Error> {
+        self.inner.renew(key, token, lease)
+    }
+    fn peek(&self, key: &str) -> Result<seawall::store::Peek, seawall::Error> {
+        self.inner.peek(key)
+    }
+    fn subscribe(&self, l: seawall::store::StoreListener) -> seawall::store::SubscriptionId {
+        self.inner.subscribe(l)
+    }
+    fn unsubscribe(&self, id: seawall::store::SubscriptionId) -> bool {
+        self.inner.unsubscribe(id)
+    }
+    fn check(&self) -> Result<(), seawall::Error> {
+        if self.down.load(SeqCst) {
+            Err(seawall::Error::StoreUnavailable("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn stores_contribute_to_health_per_their_criticality() {
+    use seawall::idempotency::IdempotencyConfig;
+    use seawall::ConfigValue;
+    let clock = ManualClock::shared();
+    let r = Registry::with(clock.clone(), 10);
+    let flaky = Arc::new(Flaky {
+        inner: seawall::MemoryStore::new(Default::default()).unwrap(),
+        down: false.into(),
+    });
+    let shared: seawall::store::SharedStore = flaky.clone();
+    let config = |critical: Option<bool>, on_store_error: &str| {
+        let mut c = IdempotencyConfig::default().with_clock(clock.clone()).with_store(shared.clone());
+        c.set("on_store_error", ConfigValue::Str(on_store_error.into())).unwrap();
+        if let Some(v) = critical {
+            c.set("critical", ConfigValue::Bool(v)).unwrap();
+        }
+        c
+    };
+    r.idempotency_cache("payments", config(None, "fail")).unwrap();
+    let h = r.health();
+    assert_eq!(h.status, HealthStatus::Ok, "{h:?}");
+    let part = h.checks.iter().find(|c| c.name == "idempotency:payments").expect("a store check per cache");
+    assert_eq!((part.kind, part.ok, part.critical), ("store", true, true));
+
+    // The store goes down: a failing claim fails the calls (on_store_error = "fail"), so
+    // the cache is critical by default and the service is down.
+    flaky.down.store(true, SeqCst);
+    clock.advance(Duration::from_secs(5)); // past the check's interval
+    let h = r.health();
+    assert_eq!(h.status, HealthStatus::Down, "{h:?}");
+    let part = h.checks.iter().find(|c| c.name == "idempotency:payments").unwrap();
+    assert_eq!(part.error.as_deref(), Some("flaky store unavailable: connection refused"));
+    assert!(part.last_ok_at.is_some(), "it passed once");
+
+    // A cache that runs unprotected when its store fails only degrades the service; an
+    // explicit `critical` wins over that default.
+    let r2 = Registry::with(clock.clone(), 10);
+    r2.idempotency_cache("search", config(None, "run")).unwrap();
+    assert_eq!(r2.health().status, HealthStatus::Degraded);
+    let r3 = Registry::with(clock.clone(), 10);
+    r3.idempotency_cache("emails", config(Some(false), "fail")).unwrap();
+    r3.idempotency_cache("audit", config(Some(true), "run")).unwrap();
+    let h = r3.health();
+    assert_eq!(h.status, HealthStatus::Down);
+    let crit: Vec<(String, bool)> = h.checks.iter().map(|c| (c.name.clone(), c.critical)).collect();
+    assert_eq!(crit, [("idempotency:audit".to_owned(), true), ("idempotency:emails".to_owned(), false)]);
+
+    // Back up: ok again after the interval; the Prometheus gauge follows.
+    flaky.down.store(false, SeqCst);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(r.health().status, HealthStatus::Ok);
+    assert!(r.prometheus().contains("seawall_health_check_up{check=\"idempotency:payments\",kind=\"store\"} 1"));
+
+    // Bindings that run the user's checks on an event loop leave the stores' to the core.
+    flaky.down.store(true, SeqCst);
+    clock.advance(Duration::from_secs(5));
+    assert!(r.checks().due_of_kind(clock.now(), "check").is_empty());
+    r.run_store_checks();
+    assert_eq!(r.report().status, HealthStatus::Down);
+}

@@ -122,7 +122,9 @@ test('store keys: fixed vectors (docs/http.md), scoped by method, path and ident
   assert.equal(keys.size, 5);
 });
 
-// A record in the core's format (version 1, docs/idempotency.md), written byte by byte.
+const { withChecksums } = require('./support/record');
+
+// A record in the core's format (version 2, docs/idempotency.md), written byte by byte.
 function recordBytes({ result, contentType, metadata, token = 7n }) {
   const parts = [];
   const u16 = (n) => Buffer.from([n >> 8, n & 255]);
@@ -133,14 +135,14 @@ function recordBytes({ result, contentType, metadata, token = 7n }) {
   };
   const head = Buffer.alloc(64);
   head.write('SWR', 0, 'latin1');
-  head[3] = 1;
+  head[3] = 2;
   head.writeBigUInt64BE(token, 8);
   head.writeBigUInt64BE(1000n, 16);
   head.writeBigUInt64BE(2000n, 24);
   parts.push(head, u16(Buffer.byteLength(contentType)), Buffer.from(contentType), u16(metadata.length));
   for (const [n, v] of metadata) parts.push(u16(Buffer.byteLength(n)), Buffer.from(n), u32(Buffer.byteLength(v)), Buffer.from(v));
   parts.push(u32(result.length), result);
-  return Buffer.concat(parts);
+  return withChecksums(Buffer.concat(parts));
 }
 
 test('the stored response read from record bytes written by hand (any language writes the same)', () => {

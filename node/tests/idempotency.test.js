@@ -613,13 +613,15 @@ test('low-level: fail stores an error with cacheErrors, releases otherwise; aban
 
 // --- the record format, shared with Rust, C and Python ---
 
+const { withChecksums } = require('./support/record');
+
 function be64(n) {
   const b = Buffer.alloc(8);
   b.writeBigUInt64BE(BigInt(n));
   return b;
 }
 
-test('a record written from Node has the exact version-1 bytes of docs/idempotency.md', async () => {
+test('a record written from Node has the exact version-2 bytes of docs/idempotency.md', async () => {
   const { clock, cache } = manual();
   clock.advance(1000);
   const value = { id: 7, name: 'é' };
@@ -628,9 +630,9 @@ test('a record written from Node has the exact version-1 bytes of docs/idempoten
   const result = Buffer.from('{"id":7,"name":"é"}', 'utf8'); // JSON.stringify, UTF-8
   const ct = Buffer.from('application/json');
   const fp = crypto.createHash('sha256').update('{"amount":100}').digest();
-  const expected = Buffer.concat([
+  const expected = withChecksums(Buffer.concat([
     Buffer.from('SWR'),
-    Buffer.from([1, 0, 0, 0, 0]),
+    Buffer.from([2, 0, 0, 0, 0]),
     be64(rec.token),
     be64(1000),
     be64(1000 + 86_400_000),
@@ -640,16 +642,18 @@ test('a record written from Node has the exact version-1 bytes of docs/idempoten
     Buffer.from([0, 0]),
     Buffer.from([0, 0, 0, result.length]),
     result,
-  ]);
+  ]));
   assert.equal(rec.encode().toString('hex'), expected.toString('hex'));
   assert.equal(rec.fingerprint, fp.toString('hex'));
   const back = IdempotencyRecord.decode(rec.encode());
   assert.deepEqual(back.value(), value);
   // The example record of docs/idempotency.md (error flag, token 1, created 2, expires 3).
   const doc = Buffer.from(
-    '5357520101000000' + '0000000000000001' + '0000000000000002' + '0000000000000003' + '00'.repeat(32) + '000174' + '0000' + '000000026f6b',
+    '5357520201000000' + '0000000000000001' + '0000000000000002' + '0000000000000003' + '00'.repeat(32) + '000174' + '0000' + '000000026f6b' +
+      'e7297c37' + '8c7466d5',
     'hex',
   );
+  assert.deepEqual(doc, withChecksums(doc.subarray(0, doc.length - 8)));
   const ex = IdempotencyRecord.decode(doc);
   assert.equal(ex.result.toString(), 'ok');
   assert.equal(ex.contentType, 't');
@@ -660,9 +664,20 @@ test('a record written from Node has the exact version-1 bytes of docs/idempoten
   assert.equal(ex.fingerprint, null);
   assert.equal(ex.encode().toString('hex'), doc.toString('hex'));
   assert.throws(() => IdempotencyRecord.decode(Buffer.from('nope')), (e) => e.code === 'SEAWALL_INVALID_ARGUMENT' && /not a seawall record/.test(e.message));
-  const v2 = Buffer.from(doc);
-  v2[3] = 2;
-  assert.throws(() => IdempotencyRecord.decode(v2), /version 2 is not supported/);
+  const v1 = Buffer.from(doc);
+  v1[3] = 1;
+  assert.throws(() => IdempotencyRecord.decode(v1), /version 1 is not supported \(this build reads version 2\)/);
+  // Every single-bit flip is refused, never decoded as another record (issue 9).
+  for (let at = 0; at < doc.length; at++) {
+    for (let bit = 0; bit < 8; bit++) {
+      const bad = Buffer.from(doc);
+      bad[at] ^= 1 << bit;
+      assert.throws(() => IdempotencyRecord.decode(bad), (e) => e.code === 'SEAWALL_INVALID_ARGUMENT', `bit ${bit} at ${at}`);
+    }
+  }
+  const corrupted = Buffer.from(doc);
+  corrupted[73] ^= 1; // the result's "o"
+  assert.throws(() => IdempotencyRecord.decode(corrupted), /body checksum mismatch/);
 });
 
 test("a result stored the way Python's json.dumps writes it replays in Node as the same value", async () => {
@@ -799,4 +814,19 @@ test('crashed owners that hang forever: the takeover completes and late duplicat
   assert.ok(done.every((v) => v === 'done at 500'));
   assert.equal(starts, 8);
   assert.equal(cache.stats().completed, 4);
+});
+
+test('a lease is finished only by the cache that issued it', () => {
+  const a = new IdempotencyCache({ name: 'a' });
+  const b = new IdempotencyCache({ name: 'b' });
+  const la = a.begin('k').lease;
+  const lb = b.begin('k').lease;
+  assert.equal(la.token, lb.token); // two memory stores: the same token for the same key
+  assert.throws(
+    () => b.complete(la, { result: 'from a' }),
+    (e) => e.code === 'SEAWALL_INVALID_ARGUMENT' && /lease = <idempotency key "k", token 1>: issued by another cache/.test(e.message),
+  );
+  assert.throws(() => b.release(la), (e) => e.code === 'SEAWALL_INVALID_ARGUMENT');
+  assert.equal(Buffer.from(b.complete(lb, { result: 'from b' }).result).toString(), 'from b');
+  assert.equal(Buffer.from(a.complete(la, { result: 'from a' }).result).toString(), 'from a');
 });

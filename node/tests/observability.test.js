@@ -396,7 +396,7 @@ test('health: ok, degraded (non-critical failures) and down (critical failures),
   assert.throws(() => registry.addCheck('x', () => 1, { critical: 'yes' }), (e) => e instanceof TypeError && e.field === 'critical');
   assert.throws(() => registry.addCheck('x', () => 1, { every: 5 }), (e) => e.field === 'every');
   assert.throws(() => registry.addCheck('x', 'fn'), { code: 'SEAWALL_INVALID_ARGUMENT' });
-  assert.throws(() => registry.addCheck('', () => 1), { code: 'SEAWALL_INVALID_ARGUMENT' });
+  assert.throws(() => registry.addCheck('', () => 1), (e) => e.code === 'SEAWALL_CONFIG' && e.field === 'name');
   assert.equal(registry.removeCheck('cache'), true);
   assert.equal((await registry.health()).checks.cache, undefined);
 });
@@ -542,4 +542,37 @@ test('observability.handler works as middleware: other paths go to next(); custo
   });
   assert.throws(() => observability.handler({}), { code: 'SEAWALL_INVALID_ARGUMENT' });
   assert.throws(() => observability.handler(registry, { healthPath: 'health' }), (e) => e.field === 'healthPath');
+});
+
+test('each cache store is a health check: down or degraded per its criticality', async () => {
+  const { RedisStore } = require('seawall');
+  const net = require('node:net');
+  const port = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+  const gone = new RedisStore({ url: `redis://127.0.0.1:${port}`, connectTimeout: 200 });
+  const r = new Registry();
+  r.idempotencyCache('local');
+  r.idempotencyCache('search', { store: gone, onStoreError: 'run' });
+  let h = await r.health();
+  assert.equal(h.status, 'degraded', JSON.stringify(h));
+  const local = h.checks['idempotency:local'];
+  const search = h.checks['idempotency:search'];
+  assert.deepEqual([local.kind, local.ok, local.status], ['store', true, 'ok']);
+  assert.deepEqual([search.kind, search.ok, search.critical, search.status], ['store', false, false, 'degraded']);
+  assert.match(search.error, /^redis store unavailable: /);
+  assert.equal(r.idempotencyCaches().get('search').options.critical, false);
+
+  r.idempotencyCache('payments', { store: gone });
+  h = await r.health();
+  assert.equal(h.status, 'down', JSON.stringify(h));
+  assert.equal(h.checks['idempotency:payments'].critical, true);
+  assert.match(r.prometheus(), /seawall_health_check_up\{check="idempotency:payments",kind="store"\} 0/);
+  assert.throws(
+    () => r.idempotencyCache('bad', { critical: 'yes' }),
+    (e) => e.code === 'SEAWALL_CONFIG' && e.field === 'critical' && /"yes"/.test(e.message),
+  );
 });

@@ -43,6 +43,10 @@ from ._idempotency import IdempotencyCache, JsonSerializer, RunContext, canonica
 from ._events import log_event
 from ._registry import Registry
 
+# What a panic inside seawall (a bug) raises: pyo3's ``PanicException``, a
+# ``BaseException`` so that ``except Exception`` does not hide it. The process goes on.
+from ._native import PanicException  # noqa: E402
+
 __all__ = [
     "IdempotencyCache",
     "MemoryStore",
@@ -72,6 +76,7 @@ __all__ = [
     "ManualClock",
     "SystemClock",
     "SeawallError",
+    "PanicException",
     "ConfigError",
     "BreakerOpen",
     "PermitConsumed",

@@ -95,6 +95,8 @@ class BreakerOpen(SeawallError):
 
     code = "SEAWALL_BREAKER_OPEN"
 
+    # The native code builds rejections without calling this (errors.rs, `breaker_open`: it
+    # sets the same attributes in the same order); change both together.
     def __init__(
         self,
         message: str = "",

@@ -214,6 +214,8 @@ class Registry(_native.Registry):
         ``interval`` (default 5): results are reused that long, so a flood of ``/health``
         requests runs the check once per interval. ``critical`` (default True): a failure
         makes the service ``down``; False: ``degraded``."""
+        if not isinstance(name, str):
+            raise InvalidArgument(f"invalid argument: name = <{type(name).__name__}>: a check's name is a str")
         options = {"timeout": timeout, "interval": interval, "critical": critical}
         with self._lock:
             self._add_check(name, fn, options)
@@ -232,8 +234,12 @@ class Registry(_native.Registry):
         check that hangs, or ignores its cancellation, fails at its timeout and is left
         behind; its next run starts only once it returned), then reports."""
         due = self._due()
-        if due:
-            await asyncio.gather(*(self._run_due(name, run, timeout) for name, run, timeout in due))
+        runs = [self._run_due(name, run, timeout) for name, run, timeout in due]
+        if self._caches:
+            # The stores' checks (one per idempotency cache) are the core's: a worker thread.
+            runs.append(asyncio.get_running_loop().run_in_executor(_pool(), self._run_store_checks))
+        if runs:
+            await asyncio.gather(*runs)
         return self.report()
 
     async def _run_due(self, name: str, run: int, timeout: float) -> None:

@@ -65,6 +65,13 @@ def observability_app(
 ) -> ASGIApp:
     """An ASGI 3 application serving ``health_path`` and ``metrics_path`` for ``registry``
     (see the module docs). Requests to other paths go to ``fallback`` when given, else 404."""
+    if not all(callable(getattr(registry, m, None)) for m in ("health_async", "prometheus")):
+        raise _InvalidArgument(f"invalid argument: registry = <{type(registry).__name__}>: expected a seawall.Registry")
+    for field, v in (("health_path", health_path), ("metrics_path", metrics_path)):
+        if not isinstance(v, str):
+            raise _InvalidArgument(f"invalid argument: {field} = {v!r}: expected a str")
+    if fallback is not None and not callable(fallback):
+        raise _InvalidArgument(f"invalid argument: fallback = <{type(fallback).__name__}>: expected an ASGI app (or None)")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
@@ -466,6 +473,12 @@ class DeadlineMiddleware:
         for field, v in (("default_timeout", default_timeout), ("max_timeout", max_timeout)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf")):
                 raise _InvalidArgument(f"invalid argument: {field} = {v!r}: expected seconds >= 0 (or None)")
+        from ._native import ManualClock, SystemClock
+
+        if clock is not None and not isinstance(clock, (ManualClock, SystemClock)):
+            raise _InvalidArgument(
+                f"invalid argument: clock = <{type(clock).__name__}>: expected seawall.ManualClock or seawall.SystemClock"
+            )
         self.app = app
         self.grpc_timeout = bool(grpc_timeout)
         self.timeout_header = timeout_header.lower().encode() if timeout_header else None

@@ -7,61 +7,23 @@ else tests/conformance/breaker/ of the repository ($SEAWALL_REPO, else this chec
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-import pytest
-
 import seawall
-from conftest import repo_root
+from conformance_support import ScenarioFailure, Scenarios, expect_reported, load, python_options
 
 RATE_EPSILON = 1e-9
 # Durations cross the Python API as float seconds; compare them to the files' whole
 # milliseconds within a nanosecond.
 MS_EPSILON = 1e-6
 
-SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def scenario_dir() -> Path:
-    env = os.environ.get("SEAWALL_CONFORMANCE_DIR")
-    if env:
-        return Path(env)
-    return repo_root() / "tests" / "conformance" / "breaker"
-
-
-def scenario_files() -> List[Path]:
-    d = scenario_dir()
-    return sorted(d.glob("*.json")) if d.is_dir() else []
-
-
-FILES = scenario_files()
+SCENARIOS = Scenarios("breaker", "SEAWALL_CONFORMANCE_DIR")
 
 
 def test_scenarios_exist() -> None:
-    assert FILES, f"no scenario files (*.json) found in {scenario_dir()}"
-
-
-class ScenarioFailure(AssertionError):
-    pass
-
-
-def convert_config(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The file's config as Python keywords: `_ms` options in seconds, the special number
-    strings as floats, anything else as it is."""
-    out: Dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, str) and value in SPECIAL_NUMBERS:
-            value = SPECIAL_NUMBERS[value]
-        if key.endswith("_ms"):
-            key = key[: -len("_ms")]
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = value / 1000
-        out[key] = value
-    return out
+    SCENARIOS.check_found()
 
 
 def seconds(ms: Any) -> float:
@@ -88,7 +50,7 @@ def check_keys(step: Dict[str, Any], allowed: List[str]) -> None:
 class Runner:
     def __init__(self, data: Dict[str, Any]) -> None:
         self.clock = seawall.ManualClock()
-        self.breaker = seawall.CircuitBreaker(clock=self.clock, **convert_config(data["config"]))
+        self.breaker = seawall.CircuitBreaker(clock=self.clock, **python_options(data["config"]))
         self.events: List[seawall.StateChange] = []
         self.breaker.on_state_change(self.events.append)
         self.permits: Dict[str, seawall.Permit] = {}
@@ -228,12 +190,12 @@ class Runner:
 
 
 def run_scenario(path: Path) -> None:
-    data = json.loads(path.read_text())
+    data = load(path)
     if "expect_config_error" in data:
         want = data["expect_config_error"]
         assert "steps" not in data, "an expect_config_error scenario has no steps"
         try:
-            seawall.CircuitBreaker(clock=seawall.ManualClock(), **convert_config(data["config"]))
+            seawall.CircuitBreaker(clock=seawall.ManualClock(), **python_options(data["config"]))
         except seawall.ConfigError as e:
             assert isinstance(e, ValueError) and isinstance(e, seawall.SeawallError)
             assert e.code == "SEAWALL_CONFIG"
@@ -249,22 +211,20 @@ def run_scenario(path: Path) -> None:
             raise ScenarioFailure(f"{path.name} [step {i}] {data.get('name', '')}: {f}") from None
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@SCENARIOS.each
 def test_scenario(path: Path) -> None:
     run_scenario(path)
 
 
 def test_runner_detects_a_wrong_expectation(tmp_path: Path) -> None:
     """The runner must be able to fail: a scenario with a wrong expectation is reported."""
-    bad = tmp_path / "bad.json"
-    bad.write_text(
-        json.dumps(
-            {
-                "name": "wrong on purpose",
-                "config": {"name": "dep", "consecutive_failures": 1},
-                "steps": [{"call": "failure"}, {"expect_state": "closed"}],
-            }
-        )
+    expect_reported(
+        run_scenario,
+        tmp_path,
+        {
+            "name": "wrong on purpose",
+            "config": {"name": "dep", "consecutive_failures": 1},
+            "steps": [{"call": "failure"}, {"expect_state": "closed"}],
+        },
+        "expected state closed, got open",
     )
-    with pytest.raises(ScenarioFailure, match="expected state closed, got open"):
-        run_scenario(bad)

@@ -8,41 +8,17 @@ set, else tests/conformance/deadline/ of the repository ($SEAWALL_REPO, else thi
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-import pytest
-
 import seawall
-from conftest import repo_root
+from conformance_support import SPECIAL_NUMBERS, ScenarioFailure, Scenarios, expect_reported, load
 
-SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def scenario_dir() -> Path:
-    env = os.environ.get("SEAWALL_DEADLINE_CONFORMANCE_DIR")
-    if env:
-        return Path(env)
-    return repo_root() / "tests" / "conformance" / "deadline"
-
-
-def scenario_files() -> List[Path]:
-    d = scenario_dir()
-    return sorted(d.glob("*.json")) if d.is_dir() else []
-
-
-FILES = scenario_files()
+SCENARIOS = Scenarios("deadline", "SEAWALL_DEADLINE_CONFORMANCE_DIR")
 
 
 def test_deadline_scenarios_exist() -> None:
-    assert FILES, f"no deadline scenario files (*.json) found in {scenario_dir()}"
-
-
-class ScenarioFailure(AssertionError):
-    pass
+    SCENARIOS.check_found("deadline scenario files")
 
 
 def seconds(ms: Any) -> Any:
@@ -174,7 +150,7 @@ class Runner:
 
 
 def run_scenario(path: Path) -> None:
-    data = json.loads(path.read_text())
+    data = load(path)
     runner = Runner()
     for i, s in enumerate(data["steps"]):
         where = f"{path.name} [step {i}] {data.get('name', '')}"
@@ -195,27 +171,16 @@ def run_scenario(path: Path) -> None:
             raise ScenarioFailure(f"{where}: expected error {want}, got success")
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@SCENARIOS.each
 def test_scenario(path: Path) -> None:
     run_scenario(path)
 
 
 def test_runner_detects_a_wrong_expectation(tmp_path: Path) -> None:
     """The runner must be able to fail: wrong expectations and unmet errors are reported."""
-    bad = tmp_path / "bad.json"
-    bad.write_text(
-        json.dumps(
-            {
-                "name": "wrong on purpose",
-                "steps": [{"deadline": "d1", "after_ms": 100}, {"advance_ms": 40}, {"expect": {"d1": {"remaining_ms": 61}}}],
-            }
-        )
-    )
-    with pytest.raises(ScenarioFailure, match="d1.remaining_ms: expected 61, got 60"):
-        run_scenario(bad)
-    bad.write_text(json.dumps({"name": "x", "steps": [{"grpc_parse": "3S", "expect_error": "SEAWALL_INVALID_ARGUMENT"}]}))
-    with pytest.raises(ScenarioFailure, match="expected error SEAWALL_INVALID_ARGUMENT, got success"):
-        run_scenario(bad)
-    bad.write_text(json.dumps({"name": "x", "steps": [{"token": "t"}, {"expect_token": {"t": "cancelled"}}]}))
-    with pytest.raises(ScenarioFailure, match="token t: expected 'cancelled', got None"):
-        run_scenario(bad)
+    wrong = [{"deadline": "d1", "after_ms": 100}, {"advance_ms": 40}, {"expect": {"d1": {"remaining_ms": 61}}}]
+    expect_reported(run_scenario, tmp_path, {"name": "wrong on purpose", "steps": wrong}, "d1.remaining_ms: expected 61, got 60")
+    unmet = [{"grpc_parse": "3S", "expect_error": "SEAWALL_INVALID_ARGUMENT"}]
+    expect_reported(run_scenario, tmp_path, {"name": "x", "steps": unmet}, "expected error SEAWALL_INVALID_ARGUMENT, got success")
+    not_cancelled = [{"token": "t"}, {"expect_token": {"t": "cancelled"}}]
+    expect_reported(run_scenario, tmp_path, {"name": "x", "steps": not_cancelled}, "token t: expected 'cancelled', got None")

@@ -11,19 +11,15 @@ tests/conformance/idempotency/ of the repository ($SEAWALL_REPO, else this check
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 
 import seawall
-from conftest import repo_root
+from conformance_support import Scenarios, load, python_options
 
 MS_EPSILON = 1e-6
-SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 STATS = [
     "executed",
     "replayed",
@@ -41,38 +37,12 @@ ERROR_KEYS = ["expect_error", "message_contains"]
 RESULTS = {"passed": 0, "failed": 0}
 
 
-def scenario_dir() -> Path:
-    env = os.environ.get("SEAWALL_IDEMPOTENCY_CONFORMANCE_DIR")
-    if env:
-        return Path(env)
-    return repo_root() / "tests" / "conformance" / "idempotency"
-
-
-def scenario_files() -> List[Path]:
-    d = scenario_dir()
-    return sorted(d.glob("*.json")) if d.is_dir() else []
-
-
-FILES = scenario_files()
+SCENARIOS = Scenarios("idempotency", "SEAWALL_IDEMPOTENCY_CONFORMANCE_DIR", ids=lambda p: p.name)
+FILES = SCENARIOS.files
 
 
 def test_scenarios_exist() -> None:
-    assert FILES, f"no scenario files (*.json) found in {scenario_dir()}"
-
-
-def python_options(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The file's config as Python keywords: `_ms` options in seconds, the special number
-    strings as floats, anything else as it is (a wrong type reaches the core as that type)."""
-    out: Dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, str) and value in SPECIAL_NUMBERS:
-            value = SPECIAL_NUMBERS[value]
-        if key.endswith("_ms"):
-            key = key[: -len("_ms")]
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = value / 1000
-        out[key] = value
-    return out
+    SCENARIOS.check_found()
 
 
 def same_ms(seconds: float, ms: Any) -> bool:
@@ -265,7 +235,7 @@ class Run:
 
 
 def replay(path: Path) -> None:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = load(path)
     file = path.name
     check_keys(file, doc, ["name", "config", "steps", "expect_config_error"])
     assert isinstance(doc.get("name"), str), f"{file}: missing name"
@@ -290,7 +260,7 @@ def replay(path: Path) -> None:
         run.step(i, step)
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+@SCENARIOS.each
 def test_scenario(path: Path) -> None:
     try:
         replay(path)

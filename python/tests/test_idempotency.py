@@ -612,11 +612,13 @@ def test_low_level_begin_complete_and_waiter_poll() -> None:
 
 
 def test_record_format_round_trip_and_the_documented_example() -> None:
-    # docs/idempotency.md: result "ok", content type "t", error flag, token 1, created 2, expires 3.
+    # docs/idempotency.md: result "ok", content type "t", error flag, token 1, created 2, expires 3,
+    # then the CRC-32C of bytes 0-8 and 64-75 and the CRC-32C of bytes 0-64 (format version 2).
     expected = bytes.fromhex(
-        "53575201010000000000000000000001000000000000000200000000000000 03".replace(" ", "")
+        "53575202010000000000000000000001000000000000000200000000000000 03".replace(" ", "")
         + "00" * 32
         + "000174" + "0000" + "000000026f6b"
+        + "e7297c37" + "8c7466d5"
     )
     record = seawall.Record("ok", "t", error=True, token=1, created_ms=2, expires_ms=3)
     assert record.encode() == expected
@@ -624,8 +626,17 @@ def test_record_format_round_trip_and_the_documented_example() -> None:
     assert back == record and back.is_error and back.fingerprint is None
     with pytest.raises(seawall.InvalidArgument, match="not a seawall record"):
         seawall.Record.decode(b"XYZ" + expected[3:])
-    with pytest.raises(seawall.InvalidArgument, match="version 2"):
-        seawall.Record.decode(expected[:3] + b"\x02" + expected[4:])
+    with pytest.raises(seawall.InvalidArgument, match=r"version 1 is not supported \(this build reads version 2\)"):
+        seawall.Record.decode(expected[:3] + b"\x01" + expected[4:])
+    # Every single-bit flip is refused: never another record (issue 9).
+    for at in range(len(expected)):
+        for bit in range(8):
+            bad = bytearray(expected)
+            bad[at] ^= 1 << bit
+            with pytest.raises(seawall.InvalidArgument, match="cannot decode idempotency record"):
+                seawall.Record.decode(bytes(bad))
+    with pytest.raises(seawall.InvalidArgument, match="body checksum mismatch"):
+        seawall.Record.decode(expected[:73] + b"p" + expected[74:])
 
 
 def test_exception_classes_codes_and_pickling() -> None:
@@ -662,3 +673,15 @@ def test_low_level_waiter_wait_blocks_without_the_gil() -> None:
     got = dup.waiter.wait(timeout=5)
     assert got is not None and got.state == "replay" and got.record.result == b"1"
     assert cache.value(got.record) == 1
+
+
+def test_a_lease_is_finished_only_by_the_cache_that_issued_it() -> None:
+    a, b = seawall.IdempotencyCache(name="a"), seawall.IdempotencyCache(name="b")
+    la, lb = a.begin("k").lease, b.begin("k").lease
+    assert la.token == lb.token  # two memory stores: the same token for the same key
+    with pytest.raises(seawall.InvalidArgument, match=r'lease = <idempotency key "k", token 1>: issued by another cache'):
+        b.complete(la, b"from a")
+    with pytest.raises(seawall.InvalidArgument, match="issued by another cache"):
+        b.release(la)
+    assert b.complete(lb, b"from b").result == b"from b"
+    assert a.complete(la, b"from a").result == b"from a"

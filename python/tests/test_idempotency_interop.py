@@ -1,7 +1,7 @@
 """Python and Node share stores: results written by one replay in the other.
 
 fixtures/node_records.json holds records written by the Node package (seawall's record
-format, version 1; regenerate with `node python/tests/fixtures/gen_node_records.js ./node`)
+format, version 2; regenerate with `node python/tests/fixtures/gen_node_records.js ./node`)
 for values and request payloads. Python must replay each to the same value, and writing
 the same value for the same payload on a ManualClock must produce the *same bytes*
 (serialised result, content type, fingerprint of the canonical JSON, token, times), so Node

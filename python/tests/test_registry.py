@@ -422,3 +422,36 @@ def test_asgi_lifespan_is_acknowledged() -> None:
 
     asyncio.run(app({"type": "lifespan"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_each_cache_store_is_a_health_check_down_or_degraded_per_its_criticality() -> None:
+    gone = seawall.RedisStore(f"redis://127.0.0.1:{_closed_port()}", connect_timeout=0.2)
+    r = seawall.Registry()
+    r.idempotency_cache("local")  # a memory store: always able to work
+    r.idempotency_cache("search", store=gone, on_store_error="run")  # runs unprotected: degraded
+    h = r.health()
+    assert h["status"] == "degraded", h
+    local, search = h["checks"]["idempotency:local"], h["checks"]["idempotency:search"]
+    assert (local["kind"], local["ok"], local["status"]) == ("store", True, "ok")
+    assert (search["kind"], search["ok"], search["critical"], search["status"]) == ("store", False, False, "degraded")
+    assert search["error"].startswith("redis store unavailable: "), search["error"]
+    assert search["last_ok_at_ms"] is None
+    assert r.idempotency_caches()["search"].options["critical"] is False
+
+    r.idempotency_cache("payments", store=gone)  # fails its calls when the store does: down
+    h = asyncio.run(r.health_async())
+    assert h["status"] == "down", h
+    assert h["checks"]["idempotency:payments"]["critical"] is True
+    assert 'seawall_health_check_up{check="idempotency:payments",kind="store"} 0' in r.prometheus()
+
+    with pytest.raises(seawall.ConfigError, match="critical") as e:
+        r.idempotency_cache("bad", critical="yes")
+    assert 'critical = "yes"' in str(e.value)

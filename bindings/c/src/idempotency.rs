@@ -8,7 +8,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use seawall::idempotency::{key_from_bytes, Acquired, Failed, Fingerprint, Output, WaitPoll};
+use seawall::idempotency::{check_key_len, key_from_bytes, Acquired, Failed, Fingerprint, Output, WaitPoll};
 use seawall::store::Peek;
 use seawall::{ConfigValue, Error, IdempotencyCache, IdempotencyConfig, Lease, Record, Waiter};
 
@@ -37,6 +37,16 @@ impl seawall_idem_config {
     /// Uses `store` for caches built from this configuration.
     pub(crate) fn set_store(&mut self, store: seawall::store::SharedStore) {
         self.inner = std::mem::take(&mut self.inner).with_store(store);
+    }
+
+    /// A copy of the configuration.
+    pub(crate) fn core(&self) -> IdempotencyConfig {
+        self.inner.clone()
+    }
+
+    /// Every default, in C's conventions, on `clock`.
+    pub(crate) fn defaults_on(clock: seawall::SharedClock) -> IdempotencyConfig {
+        IdempotencyConfig::with_style(C_STYLE).with_clock(clock)
     }
 }
 
@@ -126,7 +136,9 @@ pub unsafe extern "C" fn seawall_idem_config_set_str(
 }
 
 /// Sets a boolean option: `cache_errors` (store the operation's errors as results, see
-/// `seawall_idem_fail`). Errors as for `seawall_idem_config_set_int`.
+/// `seawall_idem_fail`), `critical` (in a registry: an unavailable store makes health
+/// `down`; false: `degraded`; default true with `on_store_error = "fail"`, false with
+/// `"run"`). Errors as for `seawall_idem_config_set_int`.
 ///
 /// # Safety
 /// `config` must be NULL or a live configuration; `key` NULL or a NUL-terminated string.
@@ -179,6 +191,13 @@ pub unsafe extern "C" fn seawall_idem_config_free(config: *mut seawall_idem_conf
 #[allow(non_camel_case_types)]
 pub struct seawall_idem_cache {
     inner: IdempotencyCache,
+}
+
+impl seawall_idem_cache {
+    /// A handle to a core cache (shared with the registry that holds it).
+    pub(crate) fn from_core(inner: IdempotencyCache) -> Self {
+        Self { inner }
+    }
 }
 
 /// Builds a cache (with a new memory store bounded by `max_entries` / `max_bytes`) from a
@@ -386,6 +405,8 @@ unsafe fn key_arg<'a>(key: *const u8, len: usize) -> Result<&'a str, Error> {
     if key.is_null() {
         return Err(null("key"));
     }
+    // The length before the slice: `key_len = SIZE_MAX` is refused, never read.
+    check_key_len(len)?;
     key_from_bytes(std::slice::from_raw_parts(key, len))
 }
 

@@ -262,7 +262,7 @@ pub unsafe extern "C" fn seawall_bytes_free(bytes: *mut seawall_bytes) {
     }
 }
 
-/// Encodes a record in the version-1 record format (`docs/idempotency.md`), the bytes
+/// Encodes a record in the version-2 record format (`docs/idempotency.md`), the bytes
 /// every language reads: store them anywhere, and `seawall_idem_record_decode` (or the
 /// Python, Node or Rust decoder) gives the record back. `*out` receives bytes owned by the
 /// library: free them with `seawall_bytes_free`.
@@ -290,7 +290,8 @@ pub unsafe extern "C" fn seawall_idem_record_encode(
 /// Decodes `len` bytes written by `seawall_idem_record_encode` (or any language's
 /// encoder) into a new record handle. Refused with `SEAWALL_E_INVALID_ARGUMENT` and a
 /// message saying why: not a seawall record, another format version, unknown flags,
-/// truncated (naming the field and offset), trailing bytes, text that is not UTF-8.
+/// truncated (naming the field and offset), trailing bytes, text that is not UTF-8,
+/// a checksum that does not match (the bytes were corrupted).
 ///
 /// # Safety
 /// `data` must be NULL (only with `len` 0) or valid for reading `len` bytes;

@@ -3,6 +3,7 @@
 //! caller-supplied buffer.
 
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use seawall::health::CheckFn;
@@ -13,6 +14,7 @@ use crate::breaker::seawall_breaker;
 use crate::clock::{seawall_clock, system_clock};
 use crate::config::{seawall_breaker_config, C_STYLE};
 use crate::events::UserData;
+use crate::idempotency::{seawall_idem_cache, seawall_idem_config};
 use crate::status::{arg, cstr, guard, null, put, put_box, put_opt, seawall_status, text};
 
 /// Named breakers and health checks, reported together. Every function on it may be
@@ -111,6 +113,45 @@ pub unsafe extern "C" fn seawall_registry_breaker(
     })
 }
 
+/// Gets the idempotency cache named `name`, or creates it from `config` (copied; NULL:
+/// every default with a memory store of its own, on the registry's clock). An existing
+/// cache keeps its configuration. `*out_cache` receives a new handle to the shared cache,
+/// the caller's to free with `seawall_idem_cache_free` (which leaves the cache in the
+/// registry). The cache's counters are in the registry's snapshot and metrics
+/// (`seawall_idempotency_requests_total{cache,result}`), and its store becomes the health
+/// check `idempotency:<name>` (kind `store`; a Redis store is pinged, bounded by the
+/// check timeout): when the store is unavailable the service is `down`, or `degraded`
+/// for a cache configured with `seawall_idem_config_set_bool(config, "critical", false)`
+/// (the default for `on_store_error = "run"`).
+///
+/// `SEAWALL_E_CONFIG` for an empty name or a configuration the core refuses;
+/// `SEAWALL_E_INVALID_ARGUMENT` for a NULL or non-UTF-8 name.
+///
+/// # Safety
+/// `registry` must be NULL or live; `name` NULL or NUL-terminated; `config` NULL or a live
+/// configuration; `out_cache` NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn seawall_registry_idem_cache(
+    registry: *const seawall_registry,
+    name: *const c_char,
+    config: *const seawall_idem_config,
+    out_cache: *mut *mut seawall_idem_cache,
+) -> seawall_status {
+    guard(|| {
+        let r = arg(registry, "registry")?;
+        let name = text(name, "name")?;
+        if out_cache.is_null() {
+            return Err(null("out_cache"));
+        }
+        let config = match config.as_ref() {
+            Some(c) => c.core(),
+            None => seawall_idem_config::defaults_on(r.inner.clock().clone()),
+        };
+        let cache = r.inner.idempotency_cache(name, config)?;
+        put_box(out_cache, "out_cache", seawall_idem_cache::from_core(cache))
+    })
+}
+
 /// Forgets the breaker named `name` (handles to it keep working). `*out_removed` (when
 /// not NULL) says whether there was one.
 ///
@@ -163,6 +204,9 @@ struct CCheck {
     /// Runs of one check never overlap (the core starts none while one is out), but a
     /// lock makes the promise to C independent of that.
     running: Mutex<()>,
+    /// Set once the registry took the check: a refused `seawall_registry_add_check` never
+    /// calls `free` (`user_data` stays the caller's, whatever refused it).
+    armed: AtomicBool,
 }
 
 impl CCheck {
@@ -187,6 +231,9 @@ impl CCheck {
 
 impl Drop for CCheck {
     fn drop(&mut self) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(free) = self.free {
             // SAFETY: as for the check function.
             unsafe { free(self.data.get()) };
@@ -216,7 +263,8 @@ impl Drop for CCheck {
 /// `seawall_registry_free` and the return of every run still in progress in the registry
 /// (a run holds the registry's checks): with a hanging check, that may be long after
 /// `seawall_registry_free`. Without `free_user_data`, keep `user_data` valid for as long
-/// as the process may run the check.
+/// as the process may run the check. A refused call (any status but `SEAWALL_OK`) never
+/// calls `free_user_data`: `user_data` stays the caller's.
 ///
 /// # Safety
 /// `registry` must be NULL or live; `name` NULL or NUL-terminated; `check` and
@@ -245,9 +293,15 @@ pub unsafe extern "C" fn seawall_registry_add_check(
             data: UserData(user_data),
             free: free_user_data,
             running: Mutex::new(()),
+            armed: AtomicBool::new(false),
         });
+        // Held until armed, so that a check the core refused (and dropped) is freed here,
+        // unarmed, and an accepted one is armed before anyone can let go of it.
+        let keep = Arc::clone(&c);
         let run: CheckFn = Arc::new(move || c.run());
-        r.inner.add_check(name, config, run)
+        r.inner.add_check(name, config, run)?;
+        keep.armed.store(true, Ordering::Release);
+        Ok(())
     })
 }
 

@@ -341,6 +341,26 @@ pub extern "C" fn seawall_internal_test_panic() -> seawall_status {
     guard(|| panic!("seawall_internal_test_panic: deliberate panic for tests"))
 }
 
+/// For seawall's own tests only: arms a panic inside the core at `site`
+/// (`"breaker.trip"`, `"idempotency.begin"` or `"registry.render"`): the next operation
+/// that reaches it, in any thread, panics once, and that call returns `SEAWALL_E_INTERNAL`.
+/// What each object is like afterwards: docs/hardening.md, "Panic containment".
+/// `SEAWALL_E_INVALID_ARGUMENT` for an unknown site.
+///
+/// # Safety
+/// `site` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn seawall_internal_test_arm_panic(site: *const c_char) -> seawall_status {
+    guard(|| seawall::failpoint::arm(text(site, "site")?))
+}
+
+/// For seawall's own tests only: disarms every site armed by
+/// `seawall_internal_test_arm_panic`.
+#[no_mangle]
+pub extern "C" fn seawall_internal_test_disarm_panics() {
+    seawall::failpoint::disarm();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,16 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <dirent.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cJSON.h>
-#include <seawall.h>
+#include "conformance_common.h"
 
 #define RATE_EPSILON 1e-9
 #define MAX_PERMITS 256
@@ -39,26 +30,15 @@ typedef struct {
 } named_permit;
 
 typedef struct {
+    conformance_run base; /* first: step, clock and failure message (conformance_common.h) */
     const char *breaker_name;
-    seawall_clock *clock;
     seawall_breaker *breaker;
     named_permit permits[MAX_PERMITS];
     int npermits;
     event_rec events[MAX_EVENTS];
     int nevents;
     int overflow;
-    int step; /* -1: the file or its config */
-    char msg[4096];
 } run_t;
-
-static int failf(run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int failf(run_t *r, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static void copy(char *dst, size_t n, const char *src) {
     snprintf(dst, n, "%s", src ? src : "(null)");
@@ -76,16 +56,6 @@ static void on_event(const seawall_state_change *e, void *user_data) {
     copy(rec->reason, sizeof rec->reason, e->reason);
     copy(rec->breaker, sizeof rec->breaker, e->breaker);
     rec->at_ms = e->at_ms;
-}
-
-/* Only these keys may appear in an object (catches typos in scenario files). */
-static int check_keys(run_t *r, const cJSON *obj, const char *const *allowed) {
-    for (const cJSON *kv = obj->child; kv; kv = kv->next) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++) ok |= strcmp(kv->string, *a) == 0;
-        if (!ok) return failf(r, "unknown key \"%s\"", kv->string);
-    }
-    return 0;
 }
 
 /* A whole number of milliseconds (C takes durations as uint64_t ms). */
@@ -113,75 +83,32 @@ static void show_ms(char *buf, size_t n, uint64_t ms) {
         snprintf(buf, n, "%llu", (unsigned long long)ms);
 }
 
-static const char *json_type(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "array";
-    if (cJSON_IsObject(v)) return "object";
-    return "unknown";
-}
-
 /* Sets one config option the way a C user would: the JSON type picks the setter. */
 static int set_option(run_t *r, seawall_breaker_config *cfg, const cJSON *kv, seawall_status *status) {
-    char key[128];
-    copy(key, sizeof key, kv->string);
-    size_t len = strlen(key);
-    if (len > 3 && strcmp(key + len - 3, "_ms") == 0) key[len - 3] = '\0';
-    if (cJSON_IsBool(kv)) {
-        *status = seawall_breaker_config_set_bool(cfg, key, cJSON_IsTrue(kv));
-    } else if (cJSON_IsNumber(kv)) {
-        double d = kv->valuedouble;
-        if (d >= -9.2e18 && d <= 9.2e18 && d == floor(d))
-            *status = seawall_breaker_config_set_int(cfg, key, (int64_t)d);
-        else
-            *status = seawall_breaker_config_set_double(cfg, key, d);
-    } else if (cJSON_IsString(kv)) {
-        const char *s = kv->valuestring;
-        if (strcmp(s, "NaN") == 0)
-            *status = seawall_breaker_config_set_double(cfg, key, NAN);
-        else if (strcmp(s, "Infinity") == 0)
-            *status = seawall_breaker_config_set_double(cfg, key, INFINITY);
-        else if (strcmp(s, "-Infinity") == 0)
-            *status = seawall_breaker_config_set_double(cfg, key, -INFINITY);
-        else
-            *status = seawall_breaker_config_set_str(cfg, key, s);
-    } else {
-        return failf(r, "config \"%s\": a JSON %s has no C equivalent (the C API takes numbers, "
-                        "strings and booleans)", kv->string, json_type(kv));
+    option_t o;
+    if (config_option(r, kv, &o)) return -1;
+    switch (o.kind) {
+    case OPTION_BOOL: *status = seawall_breaker_config_set_bool(cfg, o.key, o.b); break;
+    case OPTION_INT: *status = seawall_breaker_config_set_int(cfg, o.key, o.i); break;
+    case OPTION_DOUBLE: *status = seawall_breaker_config_set_double(cfg, o.key, o.d); break;
+    case OPTION_STR: *status = seawall_breaker_config_set_str(cfg, o.key, o.s); break;
     }
     return 0;
 }
 
 /* Builds the breaker through the C API; *status is the first non-OK status (or OK). */
-static int build(run_t *r, const cJSON *config, seawall_status *status) {
+static int build(conformance_run *run, const cJSON *config, seawall_status *status) {
+    run_t *r = (run_t *)run;
     seawall_breaker_config *cfg = NULL;
     *status = seawall_breaker_config_new(&cfg);
     if (*status != SEAWALL_OK) return failf(r, "seawall_breaker_config_new: %s", seawall_last_error());
     int rc = 0;
     for (const cJSON *kv = config->child; kv && *status == SEAWALL_OK && rc == 0; kv = kv->next)
         rc = set_option(r, cfg, kv, status);
-    if (rc == 0 && *status == SEAWALL_OK) *status = seawall_breaker_config_set_clock(cfg, r->clock);
+    if (rc == 0 && *status == SEAWALL_OK) *status = seawall_breaker_config_set_clock(cfg, r->base.clock);
     if (rc == 0 && *status == SEAWALL_OK) *status = seawall_breaker_new(cfg, &r->breaker);
     seawall_breaker_config_free(cfg);
     return rc;
-}
-
-static int check_config_error(run_t *r, const cJSON *expected, seawall_status status) {
-    static const char *const keys[] = {"field", "type_error", NULL};
-    if (!cJSON_IsObject(expected)) return failf(r, "\"expect_config_error\" must be an object");
-    if (check_keys(r, expected, keys)) return -1;
-    const cJSON *field = cJSON_GetObjectItemCaseSensitive(expected, "field");
-    if (!cJSON_IsString(field)) return failf(r, "\"expect_config_error\" needs \"field\" (a string)");
-    /* "type_error" concerns Node (TypeError); C has one status for every config error. */
-    if (status == SEAWALL_OK)
-        return failf(r, "expected SEAWALL_E_CONFIG naming \"%s\", but the breaker was built", field->valuestring);
-    if (status != SEAWALL_E_CONFIG)
-        return failf(r, "expected SEAWALL_E_CONFIG naming \"%s\", got %s: %s", field->valuestring,
-                     seawall_status_name(status), seawall_last_error());
-    if (strcmp(seawall_status_name(status), "SEAWALL_CONFIG") != 0)
-        return failf(r, "seawall_status_name(SEAWALL_E_CONFIG) is %s", seawall_status_name(status));
-    if (!strstr(seawall_last_error(), field->valuestring))
-        return failf(r, "expected a config error naming \"%s\", got: %s", field->valuestring, seawall_last_error());
-    return 0;
 }
 
 static named_permit *find_permit(run_t *r, const char *name) {
@@ -469,7 +396,8 @@ static int step_expect_events(run_t *r, const cJSON *s) {
     return 0;
 }
 
-static int step(run_t *r, const cJSON *s) {
+static int step(conformance_run *run, const cJSON *s) {
+    run_t *r = (run_t *)run;
     if (!cJSON_IsObject(s)) return failf(r, "a step must be an object");
     if (cJSON_GetObjectItemCaseSensitive(s, "acquire")) return step_acquire(r, s);
     if (cJSON_GetObjectItemCaseSensitive(s, "record")) return step_record(r, s);
@@ -481,7 +409,7 @@ static int step(run_t *r, const cJSON *s) {
         static const char *const keys[] = {"advance_ms", NULL};
         uint64_t ms;
         if (check_keys(r, s, keys) || millis(r, v, "advance_ms", &ms)) return -1;
-        if (seawall_clock_advance_ms(r->clock, ms) != SEAWALL_OK)
+        if (seawall_clock_advance_ms(r->base.clock, ms) != SEAWALL_OK)
             return failf(r, "seawall_clock_advance_ms: %s", seawall_last_error());
         return 0;
     }
@@ -518,142 +446,29 @@ static int step(run_t *r, const cJSON *s) {
     return -1;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) buf[len] = '\0';
-    return buf;
-}
-
-static int run_doc(run_t *r, const cJSON *doc) {
-    static const char *const keys[] = {"name", "config", "steps", "expect_config_error", NULL};
-    if (!cJSON_IsObject(doc)) return failf(r, "the file is not a JSON object");
-    if (check_keys(r, doc, keys)) return -1;
-    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "name"))) return failf(r, "missing \"name\" (a string)");
-    const cJSON *config = cJSON_GetObjectItemCaseSensitive(doc, "config");
-    if (!cJSON_IsObject(config)) return failf(r, "missing \"config\" (an object)");
+/* The breaker's name (checked in rejections and events) and its state-change listener. */
+static int ready(conformance_run *run, const cJSON *config) {
+    run_t *r = (run_t *)run;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(config, "name");
     r->breaker_name = cJSON_IsString(name) ? name->valuestring : "";
-
-    if (seawall_manual_clock_new(&r->clock) != SEAWALL_OK)
-        return failf(r, "seawall_manual_clock_new: %s", seawall_last_error());
-    seawall_status status;
-    if (build(r, config, &status)) return -1;
-
-    const cJSON *expect_error = cJSON_GetObjectItemCaseSensitive(doc, "expect_config_error");
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(doc, "steps");
-    if (expect_error) {
-        if (steps) return failf(r, "a scenario with \"expect_config_error\" must not have \"steps\"");
-        return check_config_error(r, expect_error, status);
-    }
-    if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0)
-        return failf(r, "missing \"steps\" (a non-empty array)");
-    if (status != SEAWALL_OK)
-        return failf(r, "expected the breaker to build, got %s: %s", seawall_status_name(status), seawall_last_error());
     if (seawall_breaker_on_state_change(r->breaker, on_event, r, NULL) != SEAWALL_OK)
         return failf(r, "seawall_breaker_on_state_change: %s", seawall_last_error());
-    r->step = 0;
-    for (const cJSON *s = steps->child; s; s = s->next, r->step++)
-        if (step(r, s)) return -1;
     return 0;
 }
 
-/* Replays one file; 0 when it passed. Prints a line either way. */
-static int run_file(const char *dir, const char *file) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    run_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        printf("FAIL %s: out of memory\n", file);
-        return -1;
-    }
-    r->step = -1;
-    int rc;
-    char *text = read_file(path);
-    cJSON *doc = text ? cJSON_Parse(text) : NULL;
-    if (!text)
-        rc = failf(r, "cannot read %s", path);
-    else if (!doc)
-        rc = failf(r, "invalid JSON near: %.40s", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "?");
-    else
-        rc = run_doc(r, doc);
-    if (rc == 0) {
-        printf("ok   %s\n", file);
-    } else if (r->step < 0) {
-        printf("FAIL %s [config]: %s\n", file, r->msg);
-    } else {
-        printf("FAIL %s [step %d]: %s\n", file, r->step, r->msg);
-    }
+static void release(conformance_run *run) {
+    run_t *r = (run_t *)run;
     for (int i = 0; i < r->npermits; i++) seawall_permit_free(r->permits[i].permit);
     seawall_breaker_free(r->breaker);
-    seawall_clock_free(r->clock);
-    cJSON_Delete(doc);
-    free(text);
-    free(r);
-    return rc;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+static const conformance_runner runner = {"breaker", sizeof(run_t), build, ready, step, release};
+
+static int run_file(const char *dir, const char *file) {
+    return conformance_run_file(&runner, dir, file);
 }
 
 int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : getenv("SEAWALL_CONFORMANCE_DIR");
-    if (!dir) dir = "tests/conformance/breaker";
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "conformance: cannot open scenario directory %s\n", dir);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    char **files = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **bigger = realloc(files, cap * sizeof *files);
-            if (!bigger) return 1;
-            files = bigger;
-        }
-        files[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (n == 0) {
-        fprintf(stderr, "conformance: no scenario files (*.json) found in %s\n", dir);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    qsort(files, n, sizeof *files, by_name);
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (run_file(dir, files[i]) == 0)
-            passed++;
-        else
-            failed++;
-        free(files[i]);
-    }
-    free(files);
-    printf("conformance (C): %d of %zu breaker scenarios passed\n", passed, n);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return conformance_main(argc, argv, "conformance", "SEAWALL_CONFORMANCE_DIR", "tests/conformance/breaker",
+                            "breaker", run_file);
 }

@@ -19,16 +19,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <dirent.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cJSON.h>
-#include <seawall.h>
+#include "conformance_common.h"
 
 #define MAX_NAMED 64
 #define MAX_TIMERS 256
@@ -52,6 +43,7 @@ typedef struct {
 } named_token;
 
 typedef struct {
+    conformance_run base; /* first: the failure message (conformance_common.h) */
     named_clock clocks[MAX_NAMED];
     int nclocks;
     named_deadline deadlines[MAX_NAMED];
@@ -60,31 +52,7 @@ typedef struct {
     int ntokens;
     seawall_timer *timers[MAX_TIMERS];
     int ntimers;
-    char msg[4096];
 } run_t;
-
-static int failf(run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int failf(run_t *r, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* Only these keys may appear in a step (catches typos in scenario files). */
-static int check_keys(run_t *r, const cJSON *obj, const char *const *allowed) {
-    for (const cJSON *kv = obj->child; kv; kv = kv->next) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++) ok |= strcmp(kv->string, *a) == 0;
-        if (!ok) return failf(r, "unknown key \"%s\"", kv->string);
-    }
-    return 0;
-}
-
-static const cJSON *get(const cJSON *obj, const char *key) {
-    return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
 
 static int name_of(run_t *r, const cJSON *v, const char *what, const char **out) {
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= 64)
@@ -267,7 +235,7 @@ static int expect_tokens(run_t *r, const cJSON *exp) {
     return 0;
 }
 
-/* Runs one step. Returns -1 on a runner or expectation failure (r->msg says why);
+/* Runs one step. Returns -1 on a runner or expectation failure (r->base.msg says why);
  * otherwise 0, with *api the status of the API call the step makes (for "expect_error"). */
 static int step(run_t *r, const cJSON *s, seawall_status *api) {
     *api = SEAWALL_OK;
@@ -427,30 +395,6 @@ static void cleanup(run_t *r) {
     for (int i = 0; i < r->nclocks; i++) seawall_clock_free(r->clocks[i].clock);
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-    do {
-        if (cap - n < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            char *bigger = realloc(buf, cap + 1);
-            if (!bigger) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = bigger;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    } while (got > 0);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Replays one file; prints why it failed. 0 when it passed. */
 static int run_file(const char *dir, const char *file) {
     char path[4096];
@@ -491,7 +435,7 @@ static int run_file(const char *dir, const char *file) {
     }
     if (rc) {
         const cJSON *name = get(root, "name");
-        printf("FAIL %s (%s): step %d: %s\n", file, cJSON_IsString(name) ? name->valuestring : "?", i, r->msg);
+        printf("FAIL %s (%s): step %d: %s\n", file, cJSON_IsString(name) ? name->valuestring : "?", i, r->base.msg);
     }
     cleanup(r);
     free(r);
@@ -499,50 +443,7 @@ static int run_file(const char *dir, const char *file) {
     return rc;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : getenv("SEAWALL_CONFORMANCE_DEADLINE_DIR");
-    if (!dir) dir = "tests/conformance/deadline";
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "conformance_deadline: cannot open scenario directory %s\n", dir);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    char **files = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **bigger = realloc(files, cap * sizeof *files);
-            if (!bigger) return 1;
-            files = bigger;
-        }
-        files[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (n == 0) {
-        fprintf(stderr, "conformance_deadline: no scenario files (*.json) found in %s\n", dir);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    qsort(files, n, sizeof *files, by_name);
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (run_file(dir, files[i]) == 0)
-            passed++;
-        else
-            failed++;
-        free(files[i]);
-    }
-    free(files);
-    printf("conformance (C): %d of %zu deadline scenarios passed\n", passed, n);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return conformance_main(argc, argv, "conformance_deadline", "SEAWALL_CONFORMANCE_DEADLINE_DIR",
+                            "tests/conformance/deadline", "deadline", run_file);
 }

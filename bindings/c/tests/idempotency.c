@@ -296,7 +296,7 @@ static void test_complete_and_replay(void) {
     seawall_bytes enc = {NULL, 0};
     CHECK_OK(seawall_idem_record_encode(rec, &enc));
     seawall_idem_record_free(rec);
-    CHECK(enc.data != NULL && enc.len > 64 && memcmp(enc.data, "SWR\x01", 4) == 0);
+    CHECK(enc.data != NULL && enc.len > 64 && memcmp(enc.data, "SWR\x02", 4) == 0);
     seawall_idem_record *back = NULL;
     CHECK_OK(seawall_idem_record_decode(enc.data, enc.len, &back));
     CHECK(back && result_is(back, body, sizeof body));
@@ -312,10 +312,12 @@ static void test_complete_and_replay(void) {
 
 /* The example of docs/idempotency.md, byte for byte, and the decoder's refusals. */
 static void test_record_format(void) {
-    uint8_t ex[] = {0x53, 0x57, 0x52, 0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2,
+    uint8_t ex[] = {0x53, 0x57, 0x52, 0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2,
                     0,    0,    0,    0,    0,    0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                     0,    0,    0,    0,    0,    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x74, 0, 0, 0, 0, 0,
-                    2,    0x6f, 0x6b};
+                    2,    0x6f, 0x6b,
+                    /* CRC-32C of bytes 0-8 and 64-75, then of bytes 0-64 */
+                    0xe7, 0x29, 0x7c, 0x37, 0x8c, 0x74, 0x66, 0xd5};
     seawall_idem_record *rec = NULL;
     CHECK_OK(seawall_idem_record_decode(ex, sizeof ex, &rec));
     seawall_idem_record_info info;
@@ -334,12 +336,26 @@ static void test_record_format(void) {
     seawall_idem_record_free(rec);
 
     seawall_idem_record *bad = NULL; /* a failed decode writes nothing */
-    ex[3] = 2;
-    CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex, &bad), SEAWALL_E_INVALID_ARGUMENT);
-    CHECK_CONTAINS(seawall_last_error(), "record format version 2 is not supported");
     ex[3] = 1;
+    CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex, &bad), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_CONTAINS(seawall_last_error(), "record format version 1 is not supported (this build reads version 2)");
+    ex[3] = 2;
     CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex - 1, &bad), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_CONTAINS(seawall_last_error(), "truncated checksums");
+    CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex - 9, &bad), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_CONTAINS(seawall_last_error(), "truncated result");
+    ex[73] ^= 0x01; /* the result's "o": a corrupted value */
+    CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex, &bad), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_CONTAINS(seawall_last_error(), "body checksum mismatch");
+    ex[73] ^= 0x01;
+    ex[4] ^= 0x01; /* the error flag */
+    CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex, &bad), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_CONTAINS(seawall_last_error(), "checksum mismatch");
+    ex[4] ^= 0x01;
+    ex[15] ^= 0x01; /* the token */
+    CHECK_STATUS(seawall_idem_record_decode(ex, sizeof ex, &bad), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_CONTAINS(seawall_last_error(), "header checksum mismatch");
+    ex[15] ^= 0x01;
     CHECK_STATUS(seawall_idem_record_decode((const uint8_t *)"nope", 4, &bad), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_CONTAINS(seawall_last_error(), "not a seawall record");
     CHECK_STATUS(seawall_idem_record_decode(NULL, 0, &bad), SEAWALL_E_INVALID_ARGUMENT);

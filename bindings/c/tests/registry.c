@@ -370,7 +370,8 @@ static void test_checks(void) {
     CHECK_CONTAINS(seawall_last_error(), "interval");
     CHECK_STATUS(seawall_registry_add_check(reg, "x", NULL, &db, 10, 0, true, NULL), SEAWALL_E_INVALID_ARGUMENT);
     CHECK_CONTAINS(seawall_last_error(), "check is NULL");
-    CHECK_STATUS(seawall_registry_add_check(reg, "", check_fn, &db, 10, 0, true, NULL), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_STATUS(seawall_registry_add_check(reg, "", check_fn, &db, 10, 0, true, NULL), SEAWALL_E_CONFIG);
+    CHECK_CONTAINS(seawall_last_error(), "name = \"\": a health check needs a name");
     /* Removing a check releases its user_data (no run is in progress). */
     bool removed = false;
     CHECK(atomic_load(&cache.released) == 0);
@@ -443,10 +444,64 @@ static void test_timed_out_check_message(void) {
     CHECK(atomic_load(&slow.released) == 1);
 }
 
+/* Each idempotency cache in a registry: counted in the metrics, and its store is a health
+ * check (`idempotency:<name>`, kind "store"): down or degraded per the cache's `critical`. */
+static void test_idempotency_caches_and_store_health(void) {
+    seawall_registry *reg = NULL;
+    CHECK_OK(seawall_registry_new(NULL, 0, &reg));
+    seawall_idem_cache *local = NULL, *same = NULL, *search = NULL, *payments = NULL;
+    CHECK_OK(seawall_registry_idem_cache(reg, "local", NULL, &local)); /* memory store */
+    CHECK_OK(seawall_registry_idem_cache(reg, "local", NULL, &same));
+    CHECK_STATUS(seawall_registry_idem_cache(reg, "", NULL, &same), SEAWALL_E_CONFIG);
+    CHECK_STATUS(seawall_registry_idem_cache(reg, NULL, NULL, &same), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_STATUS(seawall_registry_idem_cache(reg, "x", NULL, NULL), SEAWALL_E_INVALID_ARGUMENT);
+    CHECK_CONTAINS(seawall_last_error(), "out_cache");
+
+    /* A Redis store nobody listens on (port 1 on loopback: refused at once). */
+    seawall_redis_config *rc = NULL;
+    seawall_redis_store *gone = NULL;
+    CHECK_OK(seawall_redis_config_new(&rc));
+    CHECK_OK(seawall_redis_config_set_str(rc, "url", "redis://127.0.0.1:1"));
+    CHECK_OK(seawall_redis_config_set_double(rc, "connect_timeout", 200));
+    CHECK_OK(seawall_redis_store_new(rc, &gone));
+    seawall_redis_config_free(rc);
+    seawall_idem_config *ic = NULL;
+    CHECK_OK(seawall_idem_config_new(&ic));
+    CHECK_OK(seawall_idem_config_set_redis_store(ic, gone));
+    CHECK_OK(seawall_idem_config_set_str(ic, "on_store_error", "run")); /* runs unprotected */
+    CHECK_OK(seawall_registry_idem_cache(reg, "search", ic, &search));
+    seawall_health_status h;
+    CHECK_OK(seawall_registry_health(reg, &h));
+    CHECK(h == SEAWALL_HEALTH_DEGRADED);
+    char *json = health_json(reg);
+    CHECK_CONTAINS(json, "\"idempotency:search\":{");
+    CHECK_CONTAINS(json, "\"kind\":\"store\"");
+    CHECK_CONTAINS(json, "redis store unavailable: ");
+    free(json);
+    CHECK_OK(seawall_idem_config_set_str(ic, "on_store_error", "fail")); /* critical by default */
+    CHECK_OK(seawall_registry_idem_cache(reg, "payments", ic, &payments));
+    CHECK_OK(seawall_registry_health(reg, &h));
+    CHECK(h == SEAWALL_HEALTH_DOWN);
+    char *text = prometheus(reg);
+    CHECK(sample(text, "seawall_health_check_up{check=\"idempotency:payments\",kind=\"store\"}") == 0);
+    CHECK(sample(text, "seawall_health_check_up{check=\"idempotency:local\",kind=\"store\"}") == 1);
+    free(text);
+    CHECK_STATUS(seawall_idem_config_set_int(ic, "critical", 1), SEAWALL_E_CONFIG);
+    CHECK_CONTAINS(seawall_last_error(), "critical");
+    seawall_idem_config_free(ic);
+    seawall_redis_store_free(gone);
+    seawall_idem_cache_free(local);
+    seawall_idem_cache_free(same);
+    seawall_idem_cache_free(search);
+    seawall_idem_cache_free(payments);
+    seawall_registry_free(reg);
+}
+
 int main(int argc, char **argv) {
     test_get_or_create_and_bound();
     test_buffers();
     test_breaker_health();
+    test_idempotency_caches_and_store_health();
     test_checks();
     test_hanging_check();
     test_timed_out_check_message();

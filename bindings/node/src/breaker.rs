@@ -193,7 +193,7 @@ impl Slots {
 /// Largest slot index that fits `(slot << 1) | flag` in an i32.
 const MAX_SLOTS: u32 = (1 << 30) - 1;
 
-fn outcome_of(code: u32) -> Option<Outcome> {
+pub(crate) fn outcome_of(code: u32) -> Option<Outcome> {
     match code {
         0 => Some(Outcome::Success),
         1 => Some(Outcome::Failure),
@@ -215,6 +215,18 @@ pub(crate) struct Core {
     listener: ListenerId,
     /// The listener of every kind of event, while JS watches them.
     all: Cell<Option<ListenerId>>,
+    /// What a rejection returned by the hot `acquire` carries besides its message:
+    /// `[retryAfter (ms), state index]`, read by JS through an external `Float64Array`
+    /// (`sharedMemory()`), so JS builds the error without another crossing.
+    pub(crate) scratch: [Cell<f64>; 2],
+    /// JS holds `scratch` (and reads rejections from it); until then `acquire` returns
+    /// the rejection as a native `Error`.
+    pub(crate) shared: Cell<bool>,
+    /// The state and wait of the last rejection whose message `acquire` returned: when the
+    /// next one is the same (its message would be too), `acquire` returns `true` and JS
+    /// reuses the message it has (open rejections decide on a coarse clock, so this is the
+    /// common case).
+    pub(crate) last_rejection: Cell<Option<(State, Duration)>>,
 }
 
 impl Drop for Core {
@@ -277,13 +289,18 @@ impl Core {
     /// The state as an index into `STATES` (JS keeps the same table).
     #[inline]
     pub(crate) fn state_index(&self) -> u32 {
-        match self.breaker.state() {
-            State::Closed => 0,
-            State::Open => 1,
-            State::HalfOpen => 2,
-            State::ForcedOpen => 3,
-            State::Disabled => 4,
-        }
+        state_index(self.breaker.state())
+    }
+}
+
+/// A state as an index into `STATES` (JS keeps the same table).
+pub(crate) fn state_index(s: State) -> u32 {
+    match s {
+        State::Closed => 0,
+        State::Open => 1,
+        State::HalfOpen => 2,
+        State::ForcedOpen => 3,
+        State::Disabled => 4,
     }
 }
 
@@ -315,7 +332,32 @@ impl NativeBreaker {
         Ok(obj)
     }
 
-    /// A permit object for manual use, or the rejection `Error` (not thrown).
+    /// The memory JS reads without calling in: `[word, scratch]`, two external
+    /// `ArrayBuffer`s, or `null` where this Node refuses external buffers (JS then takes
+    /// the native path for every call).
+    ///
+    /// - `word` (8 bytes) is the core's state word (`CircuitBreaker::state_word`:
+    ///   `state | epoch << 3`, native endianness). JS admits a call itself when it reads
+    ///   closed (`word & 7 == 0`), which has no side effect in the core, and records it
+    ///   with `successes(lo, hi, n)` / `record(lo, hi, outcome)` (`hot.rs`). Its finalizer
+    ///   drops a handle to the breaker, which keeps the word alive.
+    /// - `scratch` (2 × f64): `[retryAfter, stateIndex]` of the last rejection `acquire`
+    ///   returned as a message string. Its finalizer drops an `Rc` of the core.
+    #[napi(catch_unwind)]
+    pub fn shared_memory(&self, env: Env) -> Result<Option<Object<'_>>> {
+        guard(env.raw(), || {
+            let core = &self.core;
+            let Some(word) = hot::word_buffer(env.raw(), &core.breaker)? else { return Ok(None) };
+            let Some(scratch) = hot::scratch_buffer(env.raw(), core)? else { return Ok(None) };
+            core.shared.set(true);
+            let mut obj = Object::new(&env)?;
+            obj.set("word", RawValue(word))?;
+            obj.set("scratch", RawValue(scratch))?;
+            Ok(Some(obj))
+        })
+    }
+
+    /// A permit object for manual use, or the rejection (as the hot `acquire` returns it).
     #[napi(catch_unwind)]
     pub fn acquire_permit(&self, env: Env) -> Result<Either<NativePermit, RawValue>> {
         let core = &self.core;
@@ -329,6 +371,9 @@ impl NativeBreaker {
                     events: Arc::clone(&core.events),
                 }))
             }
+            // As the hot `acquire`: the message (or `true`: the last one) once JS holds
+            // the scratch memory, else the native error.
+            Err(rejected) if core.shared.get() => Ok(Either::B(RawValue(hot::rejection(env.raw(), core, &rejected)?))),
             Err(rejected) => Ok(Either::B(RawValue(js_error(env.raw(), &rejected.into())?))),
         })
     }
@@ -397,6 +442,16 @@ impl NativeBreaker {
     #[napi(getter, catch_unwind)]
     pub fn timeout(&self) -> Option<f64> {
         self.core.breaker.config().timeout.map(duration_ms)
+    }
+
+    /// True when a success can change the state: with a failure-rate (or slow-call-rate)
+    /// threshold, a success can complete the window's minimum calls and open the breaker.
+    /// Without one, a success in the closed state only counts and resets the consecutive
+    /// failures. JS records its batch of successes before admitting another call when true.
+    /// The core decides (`CircuitBreaker::success_can_trip`).
+    #[napi(getter, catch_unwind)]
+    pub fn success_can_transition(&self) -> bool {
+        self.core.breaker.success_can_trip()
     }
 
     /// True when calls are timed (a slow-call threshold is set).
@@ -505,6 +560,9 @@ impl NativeBreaker {
             timed,
             listener,
             all: Cell::new(None),
+            scratch: [Cell::new(0.0), Cell::new(0.0)],
+            shared: Cell::new(false),
+            last_rejection: Cell::new(None),
         };
         Self { core: Rc::new(core) }
     }

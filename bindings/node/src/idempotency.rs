@@ -344,7 +344,7 @@ fn fingerprint_arg(env: sys::napi_env, v: raw::Value) -> Result<Fingerprint> {
 
 /// A result argument: a string (UTF-8) or a `Uint8Array`.
 fn result_arg(env: sys::napi_env, v: raw::Value) -> Result<Vec<u8>> {
-    if let Some(bytes) = raw::read_string(env, v)? {
+    if let Some(bytes) = raw::string_bytes(env, v)? {
         return Ok(bytes);
     }
     match raw::uint8_bytes(env, v)? {
@@ -628,6 +628,7 @@ impl NativeIdempotencyCache {
         o.set("cacheErrors", c.cache_errors)?;
         o.set("maxResultBytes", f64::from(c.max_result_bytes))?;
         o.set("onStoreError", c.on_store_error.as_str())?;
+        o.set("critical", c.critical())?;
         if c.store.is_none() {
             o.set("maxEntries", c.memory.max_entries as f64)?;
             o.set("maxBytes", c.memory.max_bytes as f64)?;
@@ -1049,7 +1050,7 @@ pub struct NativeRecord {
 
 #[napi]
 impl NativeRecord {
-    /// Reads an encoded record (format version 1); refuses anything else with the core's
+    /// Reads an encoded record (format version 2); refuses anything else with the core's
     /// `SEAWALL_INVALID_ARGUMENT`.
     #[napi(factory, catch_unwind)]
     pub fn decode(env: Env, bytes: Unknown<'_>) -> Result<Self> {

@@ -25,6 +25,8 @@ mod breaker;
 mod clock;
 mod deadline;
 mod errors;
+mod failpoint;
+mod floor;
 mod hot;
 mod idempotency;
 mod raw;

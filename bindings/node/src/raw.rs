@@ -119,6 +119,25 @@ pub(crate) fn with_str<R>(env: sys::napi_env, v: Value, f: impl FnOnce(&str) -> 
     Ok(Some(f(&s)))
 }
 
+/// A JS string's UTF-8 bytes in a `Vec` of exactly their length (so a boxed slice made
+/// of it needs no reallocation); `None` when `v` is not a string. A short string is read
+/// in one pass (through a stack buffer), a longer one in two.
+pub(crate) fn string_bytes(env: sys::napi_env, v: Value) -> Result<Option<Vec<u8>>> {
+    const STACK: usize = 512;
+    let mut buf = [0u8; STACK];
+    let mut len = 0usize;
+    let status = unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), STACK, &mut len) };
+    if status == sys::Status::napi_string_expected {
+        return Ok(None);
+    }
+    check(status, "read a string")?;
+    // V8 writes whole characters only: a string that fits leaves at least 4 bytes free.
+    if len + 4 < STACK {
+        return Ok(Some(buf[..len].to_vec()));
+    }
+    read_string(env, v)
+}
+
 /// A JS string's UTF-8 bytes; `None` when `v` is not a string.
 pub(crate) fn read_string(env: sys::napi_env, v: Value) -> Result<Option<Vec<u8>>> {
     let mut len = 0usize;

@@ -9,11 +9,13 @@
 //! external checks (`Registry::add_external_check`): the JS layer takes the due runs
 //! (`checksDue`), runs them bounded by their timeouts, and reports each back
 //! (`finishCheck`, `timeOutCheck`); the interval cache, the timeout bookkeeping and the
-//! report are the core's `Checks`.
+//! report are the core's `Checks`. The check each idempotency cache's store gets
+//! (`idempotency:<name>`, kind `store`) is the core's own: `runStoreChecks()` runs the due
+//! ones on the thread pool (a Redis `PING` never blocks the event loop).
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use seawall::health::CheckConfig;
+use seawall::health::{CheckConfig, KIND_CHECK};
 use seawall::registry::{health_value, DEFAULT_MAX_BREAKERS};
 use seawall::{CircuitBreaker, ConfigValue, Registry, SharedClock};
 
@@ -159,13 +161,13 @@ impl NativeRegistry {
         self.registry.remove_check(&name)
     }
 
-    /// The checks to run now (marked running by the core).
+    /// The JS checks to run now (marked running by the core).
     #[napi(catch_unwind)]
     pub fn checks_due(&self) -> Vec<DueCheck> {
         let now = self.registry.clock().now();
         self.registry
             .checks()
-            .due(now)
+            .due_of_kind(now, KIND_CHECK)
             .into_iter()
             .map(|d| DueCheck { name: d.name, run: d.run as f64, timeout: duration_ms(d.timeout) })
             .collect()
@@ -180,6 +182,13 @@ impl NativeRegistry {
             Some(e) => Err(e),
         };
         self.registry.checks().finish(&name, run as u64, result, now);
+    }
+
+    /// Runs the due checks of the idempotency caches' stores on the thread pool (each
+    /// bounded by its timeout); resolves when they are recorded.
+    #[napi(catch_unwind)]
+    pub fn run_store_checks(&self) -> AsyncTask<StoreChecksTask> {
+        AsyncTask::new(StoreChecksTask { registry: self.registry.clone() })
     }
 
     /// Fails a run for outliving its timeout.
@@ -211,5 +220,24 @@ impl NativeRegistry {
     #[napi(catch_unwind)]
     pub fn now(&self) -> f64 {
         duration_ms(self.registry.clock().now())
+    }
+}
+
+/// `runStoreChecks()` off the event loop.
+pub struct StoreChecksTask {
+    registry: Registry,
+}
+
+impl Task for StoreChecksTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.registry.run_store_checks()))
+            .map_err(|p| Error::new(Status::GenericFailure, crate::errors::panic_message(&*p)))
+    }
+
+    fn resolve(&mut self, _env: Env, _out: ()) -> Result<()> {
+        Ok(())
     }
 }

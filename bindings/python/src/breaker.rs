@@ -26,7 +26,7 @@ use seawall::{
     SharedClock, SharedPermit, State, StateChange, Style,
 };
 
-use crate::clock::{duration_f64, seconds, shared_clock, system_clock, PySystemClock};
+use crate::clock::{duration_any, seconds, shared_clock, system_clock, PySystemClock};
 use crate::errors::to_py;
 use crate::scope::{self, PyTimeLimit, Scope};
 use crate::values::config_value;
@@ -88,7 +88,6 @@ fn matches(ty: &Bound<'_, PyAny>, target: &Bound<'_, PyAny>) -> bool {
 
 static COROUTINE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static GUARD_AWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static METHOD_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// `with breaker:` keeps the permit of each open block in a context variable (so threads
 /// and asyncio tasks each see their own), as a linked list of [`ActiveCall`] cells,
@@ -128,7 +127,7 @@ pub struct ActiveCall {
 /// decorator and context-manager protocols.
 #[pyclass(name = "CircuitBreaker", module = "seawall._native", subclass, frozen, weakref)]
 pub struct PyBreaker {
-    inner: CircuitBreaker,
+    pub(crate) inner: CircuitBreaker,
     clock: SharedClock,
     clock_obj: Py<PyAny>,
     failure_on: Py<PyAny>,
@@ -141,7 +140,7 @@ pub struct PyBreaker {
 }
 
 impl PyBreaker {
-    fn start(&self) -> Option<Duration> {
+    pub(crate) fn start(&self) -> Option<Duration> {
         if self.needs_duration {
             Some(self.clock.now())
         } else {
@@ -149,7 +148,7 @@ impl PyBreaker {
         }
     }
 
-    fn elapsed(&self, start: Option<Duration>) -> Duration {
+    pub(crate) fn elapsed(&self, start: Option<Duration>) -> Duration {
         match start {
             Some(s) => self.clock.now().saturating_sub(s),
             None => Duration::ZERO,
@@ -184,7 +183,7 @@ impl PyBreaker {
 
     /// Records the outcome of a call that raised `exc_type` (None: returned); a timeout
     /// when `timed_out` (the breaker's own time limit ran out), whatever the exception.
-    fn settle_timed(
+    pub(crate) fn settle_timed(
         &self,
         py: Python<'_>,
         permit: &SharedPermit,
@@ -204,7 +203,7 @@ impl PyBreaker {
     }
 
     /// The rejection as `BreakerOpen`, or the fallback's result when there is a fallback.
-    fn rejected<'py>(&self, slf: &Bound<'py, Self>, r: Rejected) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn rejected<'py>(&self, slf: &Bound<'py, Self>, r: Rejected) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let err = to_py(py, Error::BreakerOpen(r), Some(slf.as_any()));
         let fallback = lock(&self.fallback).as_ref().map(|f| f.clone_ref(py));
@@ -528,6 +527,11 @@ impl PyBreaker {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if !f.is_callable() {
+            // Checked before a permit is taken: a programming error is not the dependency's failure.
+            let what = f.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            return Err(to_py(slf.py(), Error::InvalidArgument(format!("fn = <{what}>: expected a callable")), None));
+        }
         Self::_call(slf, f, args, kwargs)
     }
 
@@ -773,10 +777,7 @@ impl PyGuarded {
         instance: &Bound<'py, PyAny>,
         _owner: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if instance.is_none() {
-            return Ok(slf.clone().into_any());
-        }
-        METHOD_TYPE.import(slf.py(), "types", "MethodType")?.call1((slf, instance))
+        crate::wrapped::bind(slf.as_any(), instance)
     }
 
     /// The breaker guarding the function.
@@ -787,14 +788,11 @@ impl PyGuarded {
 
     /// Pickled by reference, like the function it replaces.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.getattr(intern!(slf.py(), "__qualname__"))
+        crate::wrapped::reduce(slf.as_any())
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
-        let name = slf
-            .getattr(intern!(slf.py(), "__qualname__"))
-            .and_then(|n| n.str().map(|s| s.to_string()))
-            .unwrap_or_else(|_| "?".to_owned());
+        let name = crate::wrapped::qualname(slf.as_any());
         format!("<function {} guarded by breaker {:?}>", name, slf.get().breaker.get().inner.name())
     }
 
@@ -814,8 +812,13 @@ pub struct PyPermit {
 }
 
 impl PyPermit {
-    fn record(&self, py: Python<'_>, outcome: Outcome, duration: f64) -> PyResult<()> {
-        let took = duration_f64(py, "duration", duration)?;
+    fn record(&self, py: Python<'_>, outcome: Outcome, duration: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        // None (or nothing) is 0 s; anything else is judged by the core (a bool or a str
+        // is refused naming `duration` and the value).
+        let took = match duration {
+            Some(d) => duration_any(py, "duration", d)?,
+            None => Duration::ZERO,
+        };
         self.inner.record(outcome, took).map_err(|e| to_py(py, e, None))
     }
 }
@@ -823,20 +826,20 @@ impl PyPermit {
 #[pymethods]
 impl PyPermit {
     /// The call succeeded after `duration` seconds.
-    #[pyo3(signature = (duration=0.0))]
-    fn success(&self, py: Python<'_>, duration: f64) -> PyResult<()> {
+    #[pyo3(signature = (duration=None))]
+    fn success(&self, py: Python<'_>, duration: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         self.record(py, Outcome::Success, duration)
     }
 
     /// The call failed after `duration` seconds.
-    #[pyo3(signature = (duration=0.0))]
-    fn failure(&self, py: Python<'_>, duration: f64) -> PyResult<()> {
+    #[pyo3(signature = (duration=None))]
+    fn failure(&self, py: Python<'_>, duration: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         self.record(py, Outcome::Failure, duration)
     }
 
     /// The call timed out after `duration` seconds (a failure, also counted in `timeouts`).
-    #[pyo3(signature = (duration=0.0))]
-    fn timeout(&self, py: Python<'_>, duration: f64) -> PyResult<()> {
+    #[pyo3(signature = (duration=None))]
+    fn timeout(&self, py: Python<'_>, duration: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         self.record(py, Outcome::Timeout, duration)
     }
 

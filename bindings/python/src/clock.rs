@@ -23,6 +23,16 @@ pub fn duration_f64(py: Python<'_>, name: &str, seconds: f64) -> PyResult<Durati
         .map_err(|e| errors::to_py(py, e, None))
 }
 
+/// [`duration_arg`] with a fast path for a `float` (what callers pass almost always); any
+/// other value (an int, a bool, a str, None) is judged by the core, which names the
+/// argument and the value (a bool is refused rather than read as 0 or 1 s).
+pub fn duration_any(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    if value.is_exact_instance_of::<pyo3::types::PyFloat>() {
+        return duration_f64(py, name, value.extract::<f64>()?);
+    }
+    duration_arg(py, name, value)
+}
+
 /// A `Duration` as float seconds; `Duration::MAX` (forced open) is `math.inf`.
 pub fn seconds(d: Duration) -> f64 {
     if d == Duration::MAX {
@@ -62,8 +72,8 @@ impl PyManualClock {
     /// Moves time forward by `seconds` (a non-negative number), then runs the timers that
     /// became due (token cancellations, timeouts of coroutines), in due order, on this
     /// thread. The GIL stays held: the timers call back into Python.
-    fn advance(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
-        let d = duration_f64(py, "seconds", seconds)?;
+    fn advance(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let d = duration_any(py, "seconds", seconds)?;
         // No lock of this module is held here: the core fires each due timer outside the
         // clock's own lock, and the callbacks re-enter Python with the GIL we hold.
         self.inner.advance(d);

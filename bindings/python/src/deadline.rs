@@ -51,11 +51,12 @@ impl PyDeadline {
     fn from_grpc_timeout(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        header: &str,
+        header: &Bound<'_, PyAny>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let header = str_arg(py, "header", header)?;
         let (clock, clock_obj) = clock_arg(py, clock)?;
-        let inner = Deadline::from_grpc_timeout(clock, header).map_err(|e| to_py(py, e, None))?;
+        let inner = Deadline::from_grpc_timeout(clock, &header).map_err(|e| to_py(py, e, None))?;
         Ok(Self { inner, clock_obj })
     }
 
@@ -100,7 +101,15 @@ impl PyDeadline {
     /// never more than what remains (`budget(0.4, min=0.005)`). A fraction outside [0, 1]
     /// raises `InvalidArgument`.
     #[pyo3(signature = (fraction, min=None))]
-    fn budget(&self, py: Python<'_>, fraction: f64, min: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+    fn budget(&self, py: Python<'_>, fraction: &Bound<'_, PyAny>, min: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        let fraction = match fraction.extract::<f64>() {
+            Ok(f) if !fraction.is_instance_of::<pyo3::types::PyBool>() => f,
+            _ => {
+                let what = fraction.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                let msg = format!("fraction = <{what}>: expected a number in [0, 1]");
+                return Err(to_py(py, seawall::Error::InvalidArgument(msg), None));
+            }
+        };
         let min = match min {
             Some(m) => duration_arg(py, "min", m)?,
             None => std::time::Duration::ZERO,
@@ -149,8 +158,9 @@ impl PyDeadline {
 /// Seconds in a `grpc-timeout` header value: 1 to 8 digits and a unit (`H`, `M`, `S`,
 /// `m`, `u`, `n`). A malformed value raises `seawall.InvalidArgument`.
 #[pyfunction]
-pub fn parse_grpc_timeout(py: Python<'_>, value: &str) -> PyResult<f64> {
-    seawall::deadline::parse_grpc_timeout(value).map(|d| d.as_secs_f64()).map_err(|e| to_py(py, e, None))
+pub fn parse_grpc_timeout(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let value = str_arg(py, "value", value)?;
+    seawall::deadline::parse_grpc_timeout(&value).map(|d| d.as_secs_f64()).map_err(|e| to_py(py, e, None))
 }
 
 /// `seconds` as a `grpc-timeout` header value: the finest unit whose value fits in 8
@@ -159,4 +169,14 @@ pub fn parse_grpc_timeout(py: Python<'_>, value: &str) -> PyResult<f64> {
 pub fn format_grpc_timeout(py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<String> {
     let d = duration_arg(py, "seconds", seconds)?;
     Ok(seawall::deadline::format_grpc_timeout(d))
+}
+
+/// A text argument: anything but a `str` is refused with `seawall.InvalidArgument` naming
+/// the argument and the type (`header = <bytes>: expected a str`).
+fn str_arg(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if value.is_instance_of::<pyo3::types::PyString>() {
+        return value.extract::<String>();
+    }
+    let what = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    Err(to_py(py, seawall::Error::InvalidArgument(format!("{name} = <{what}>: expected a str")), None))
 }

@@ -3,6 +3,9 @@
 //!
 //! Two surfaces:
 //!
+//! - **`run`**: native for a plain function with the default serializer and a memory store
+//!   (`idem_fast.rs`: the claim, the call, serialising, completing and decoding in one call);
+//!   otherwise the Python layer's `_run_general`, over the calls below.
 //! - **`run`'s path**: `_claim(key, fingerprint, block)` makes the one atomic claim and
 //!   returns what the caller goes on with: a `Lease` (run the function), a `Record` (the
 //!   stored result), or, for a duplicate that waits, either blocks for the outcome
@@ -55,6 +58,7 @@ const CACHE_OPTION_NAMES: &[&str] = &[
     "cache_errors",
     "max_result_bytes",
     "on_store_error",
+    "critical",
     "max_entries",
     "max_bytes",
 ];
@@ -78,7 +82,7 @@ pub(crate) fn option_error(py: Python<'_>, field: &str, value: &Bound<'_, PyAny>
 }
 
 /// A key argument: a `str` (its UTF-8 bytes are checked by the core).
-fn with_key<R>(py: Python<'_>, key: &Bound<'_, PyAny>, f: impl FnOnce(&str) -> PyResult<R>) -> PyResult<R> {
+pub(crate) fn with_key<R>(py: Python<'_>, key: &Bound<'_, PyAny>, f: impl FnOnce(&str) -> PyResult<R>) -> PyResult<R> {
     let Ok(s) = key.cast::<PyString>() else {
         return Err(invalid(py, format!("key = <{}>: an idempotency key is a str", type_name(key))));
     };
@@ -86,7 +90,7 @@ fn with_key<R>(py: Python<'_>, key: &Bound<'_, PyAny>, f: impl FnOnce(&str) -> P
     f(&k)
 }
 
-fn fingerprint_of(bytes: Option<&[u8]>) -> Fingerprint {
+pub(crate) fn fingerprint_of(bytes: Option<&[u8]>) -> Fingerprint {
     match bytes {
         Some(b) => Fingerprint::of(b),
         None => Fingerprint::NONE,
@@ -343,13 +347,13 @@ impl PyRecord {
         Ok(Self { inner: Record::new(out, fp, token, created_ms, expires_ms) })
     }
 
-    /// Reads a record in seawall's record format (version 1), as written by any language.
+    /// Reads a record in seawall's record format (version 2), as written by any language.
     #[staticmethod]
     fn decode(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
         Record::decode(data).map(|inner| Self { inner }).map_err(|e| to_py(py, e, None))
     }
 
-    /// The record in seawall's record format (version 1; docs/idempotency.md).
+    /// The record in seawall's record format (version 2; docs/idempotency.md).
     fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.encode())
     }
@@ -447,7 +451,7 @@ fn acquired_obj(py: Python<'_>, a: Acquired) -> PyResult<Py<PyAny>> {
 /// Blocks for a waiter's outcome without the GIL, in slices, checking signals in between.
 /// A signal's exception (KeyboardInterrupt) drops the waiter: the core then cancels it and
 /// releases the key if it had been handed over.
-fn block_on(py: Python<'_>, waiter: Waiter) -> PyResult<Acquired> {
+pub(crate) fn block_on(py: Python<'_>, waiter: Waiter) -> PyResult<Acquired> {
     loop {
         let r = py.detach(|| waiter.wait(Some(WAIT_SLICE)));
         match r {
@@ -536,9 +540,9 @@ impl PyWaiter {
     /// (`"execute"` or `"replay"`), or raises it; returns None when `timeout` seconds (real
     /// time) pass first (the waiter goes on waiting).
     #[pyo3(signature = (timeout=None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyWaitPoll>> {
+    fn wait(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<PyWaitPoll>> {
         let limit = match timeout {
-            Some(t) => Some(crate::clock::duration_f64(py, "timeout", t)?),
+            Some(t) => Some(crate::clock::duration_any(py, "timeout", t)?),
             None => None,
         };
         let started = std::time::Instant::now();
@@ -634,14 +638,18 @@ pub struct CoreCache {
 // The cache
 // ---------------------------------------------------------------------------------------
 
-/// An idempotency cache (native part). `seawall.IdempotencyCache` subclasses it with `run`,
-/// `run_async`, the decorator, serialisation and events.
+/// An idempotency cache (native part, with `run`'s native path: `idem_fast`).
+/// `seawall.IdempotencyCache` subclasses it with `run`'s general path, `run_async`, the
+/// decorator, serialisation and events.
 #[pyclass(name = "IdempotencyCache", module = "seawall._native", subclass, frozen, weakref)]
 pub struct PyCache {
     pub(crate) inner: IdempotencyCache,
     clock_obj: Py<PyAny>,
     store_obj: Option<Py<PyAny>>,
     remote: bool,
+    /// `run`'s native path (`idem_fast`): bit 0 when it applies (the default serializer and
+    /// a memory store), bit 1 when events are watched; set by the Python layer (`_set_fast`).
+    fast: std::sync::atomic::AtomicU8,
 }
 
 impl PyCache {
@@ -653,10 +661,17 @@ impl PyCache {
             clock_obj: clock_object(py, &kept)?,
             store_obj: store.filter(|s| !s.is_none()).map(|s| s.clone().unbind()),
             remote,
+            fast: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
-    fn begin_core(&self, py: Python<'_>, key: &str, fp: &Fingerprint) -> Result<Begin, Error> {
+    /// (the native `run` applies, events are watched).
+    pub(crate) fn fast_path(&self) -> (bool, bool) {
+        let f = self.fast.load(std::sync::atomic::Ordering::Relaxed);
+        (f & 1 != 0, f & 2 != 0)
+    }
+
+    pub(crate) fn begin_core(&self, py: Python<'_>, key: &str, fp: &Fingerprint) -> Result<Begin, Error> {
         if self.remote {
             py.detach(|| self.inner.begin(key, fp))
         } else {
@@ -743,6 +758,7 @@ impl PyCache {
         d.set_item("cache_errors", c.cache_errors)?;
         d.set_item("max_result_bytes", c.max_result_bytes)?;
         d.set_item("on_store_error", c.on_store_error.as_str())?;
+        d.set_item("critical", c.critical())?;
         d.set_item("max_entries", c.memory.max_entries)?;
         d.set_item("max_bytes", c.memory.max_bytes)?;
         d.set_item("store", self.inner.store().kind())?;
@@ -753,6 +769,37 @@ impl PyCache {
     #[getter]
     fn waiting(&self) -> usize {
         self.inner.waiting()
+    }
+
+    /// Runs ``fn(*args, **kwargs)`` once for ``key`` and returns its result as stored
+    /// (deserialised: every caller gets the same). A duplicate while it runs waits for that
+    /// result (``on_duplicate="wait"``, up to ``wait_timeout``; the GIL released) or gets
+    /// :class:`seawall.IdempotencyInProgress`; a duplicate afterwards gets the stored
+    /// result without running ``fn``; the same key with another ``fingerprint`` payload
+    /// raises :class:`seawall.IdempotencyMismatch`.
+    ///
+    /// ``fingerprint`` is the request payload (a str, bytes, or anything JSON-able, hashed
+    /// as its canonical JSON). When ``fn`` is a coroutine function, ``run`` returns the
+    /// awaitable of :meth:`run_async`. In async code, use ``await cache.run_async(...)``
+    /// for sync functions too: a sync ``run`` that waits would block the event loop.
+    #[pyo3(signature = (key, func, /, *args, fingerprint=None, **kwargs))]
+    #[pyo3(text_signature = "($self, key, fn, /, *args, fingerprint=None, **kwargs)")]
+    fn run<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        func: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        fingerprint: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::idem_fast::run(slf, key, func, args, fingerprint, kwargs)
+    }
+
+    /// Whether `run` may take its native path (the default serializer, a memory store) and
+    /// whether its events are watched (listeners, a registry): set by the Python layer.
+    fn _set_fast(&self, enabled: bool, watched: bool) {
+        let f = u8::from(enabled && !self.remote) | (u8::from(watched) << 1);
+        self.fast.store(f, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `run`'s claim: a `Lease` (run), a `Record` (replay), or for a duplicate that waits,

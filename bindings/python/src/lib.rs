@@ -25,17 +25,23 @@
 
 use pyo3::prelude::*;
 
+mod aguard;
 mod breaker;
 mod cancel;
 mod clock;
 mod deadline;
 mod errors;
 mod events;
+mod failpoint;
+mod floor;
+mod idem_fast;
 mod idempotency;
+mod json;
 mod registry;
 mod scope;
 mod store;
 mod values;
+mod wrapped;
 
 /// Native core of seawall. Use the `seawall` package, not this module.
 #[pymodule]
@@ -46,8 +52,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::PyBreaker>()?;
     m.add_class::<breaker::PyPermit>()?;
     m.add_class::<breaker::PyGuarded>()?;
+    m.add_class::<aguard::AsyncGuarded>()?;
+    m.add_class::<aguard::GuardedCall>()?;
     m.add_class::<breaker::ActiveCall>()?;
     m.add_class::<breaker::PyStateChange>()?;
+    m.add_class::<floor::Floor>()?; // for benchmarks only (bench/python), not exported by `seawall`
     m.add_class::<deadline::PyDeadline>()?;
     m.add_class::<cancel::PyCancelToken>()?;
     m.add_class::<cancel::PyCancelGuard>()?;
@@ -58,5 +67,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     idempotency::register(m)?;
     store::register(m)?;
     registry::register(m)?;
+    failpoint::register(m)?;
     Ok(())
 }

@@ -187,15 +187,24 @@ impl PyRegistry {
         json_to_py(py, &health_value(&h))
     }
 
+    /// Runs the due checks of the idempotency caches' stores (a Redis `PING` each, bounded
+    /// by its timeout) with the GIL released; `health_async` runs it in a worker thread.
+    fn _run_store_checks(&self, py: Python<'_>) {
+        let registry = &self.inner;
+        py.detach(|| registry.run_store_checks());
+    }
+
     /// The health report from the results at hand, running nothing.
     fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         json_to_py(py, &health_value(&self.inner.report()))
     }
 
-    /// The runs that are due now, marked running: `[(name, run, timeout_seconds)]`.
+    /// The runs of the user's checks that are due now, marked running:
+    /// `[(name, run, timeout_seconds)]`. (The stores' checks are the core's:
+    /// `_run_store_checks`.)
     fn _due(&self) -> Vec<(String, u64, f64)> {
         let now = self.inner.clock().now();
-        self.inner.checks().due(now).into_iter().map(|d| (d.name, d.run, d.timeout.as_secs_f64())).collect()
+        self.inner.checks().due_of_kind(now, seawall::health::KIND_CHECK).into_iter().map(|d| (d.name, d.run, d.timeout.as_secs_f64())).collect()
     }
 
     /// Records the result of a run (`error` None: it passed).

@@ -22,7 +22,6 @@ use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
-use pyo3::intern;
 use seawall::{CallbackId, CancelReason, CancelToken, Deadline, SharedClock, TimerGuard};
 
 use crate::cancel::{lock, PyCancelToken, PyTimer};
@@ -36,7 +35,6 @@ static VAR_RESET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static COROUTINE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CANCELLED_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMED_AWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static METHOD_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// The bound `get`, `set` and `reset` of the scopes' context variable (made once).
 fn var(py: Python<'_>) -> PyResult<(&Bound<'_, PyAny>, &Bound<'_, PyAny>, &Bound<'_, PyAny>)> {
@@ -655,10 +653,7 @@ impl PyTimedFunction {
         instance: &Bound<'py, PyAny>,
         _owner: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if instance.is_none() {
-            return Ok(slf.clone().into_any());
-        }
-        METHOD_TYPE.import(slf.py(), "types", "MethodType")?.call1((slf, instance))
+        crate::wrapped::bind(slf.as_any(), instance)
     }
 
     /// The time limit.
@@ -669,14 +664,11 @@ impl PyTimedFunction {
 
     /// Pickled by reference, like the function it replaces.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.getattr(intern!(slf.py(), "__qualname__"))
+        crate::wrapped::reduce(slf.as_any())
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
-        let name = slf
-            .getattr(intern!(slf.py(), "__qualname__"))
-            .and_then(|n| n.str().map(|s| s.to_string()))
-            .unwrap_or_else(|_| "?".to_owned());
+        let name = crate::wrapped::qualname(slf.as_any());
         format!("<function {name} with a time limit>")
     }
 

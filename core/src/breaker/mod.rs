@@ -44,7 +44,7 @@ mod window;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,15 @@ fn epoch_of(w: u64) -> u64 {
 
 fn word(epoch: u64, s: State) -> u64 {
     (epoch << 3) | s as u64
+}
+
+/// The low half of the consecutive-failure word: the length of the run.
+const RUN_MASK: u64 = 0xffff_ffff;
+
+/// The high half of the consecutive-failure word: the epoch the run counts for (its low 32
+/// bits; an outcome would have to be late by 2^32 transitions to be mistaken for current).
+fn run_tag(epoch: u64) -> u64 {
+    (epoch & RUN_MASK) << 32
 }
 
 /// What a call ended with.
@@ -288,11 +297,14 @@ struct Inner {
     probe_timeout: Duration,
     /// `clock.coarse_lag()` in nanoseconds (saturating), read once.
     coarse_lag: u64,
+    /// `clock.coarse_nanos_fn()`, read once.
+    coarse_nanos: Option<fn() -> u64>,
     word: AtomicU64,
     open_until: AtomicU64,
     /// When the breaker last opened (ns): bounds a coarse rejection's `retry_after`.
     opened_at: AtomicU64,
-    consecutive: Padded<AtomicU32>,
+    /// Failures in a row, tagged with the epoch they count for (see [`run_tag`]).
+    consecutive: Padded<AtomicU64>,
     window: Window,
     counts: Counters,
     locked: Mutex<Locked>,
@@ -347,10 +359,11 @@ impl CircuitBreaker {
             open_max: config.effective_open_duration_max(),
             probe_timeout: config.effective_probe_timeout(),
             coarse_lag: nanos(config.clock.coarse_lag()),
+            coarse_nanos: config.clock.coarse_nanos_fn(),
             word: AtomicU64::new(word(0, State::Closed)),
             open_until: AtomicU64::new(0),
             opened_at: AtomicU64::new(0),
-            consecutive: Padded(AtomicU32::new(0)),
+            consecutive: Padded(AtomicU64::new(run_tag(0))),
             window,
             counts: Counters::default(),
             locked: Mutex::new(Locked {
@@ -399,6 +412,70 @@ impl CircuitBreaker {
     #[inline]
     pub fn try_acquire_shared(&self) -> Result<SharedPermit, Rejected> {
         self.inner.acquire().map(|t| SharedPermit::new(self.clone(), t))
+    }
+
+    /// The state word, for bindings that admit calls without calling in: `state | epoch << 3`
+    /// with state 0 = closed, 1 = open, 2 = half-open, 3 = forced open, 4 = disabled.
+    ///
+    /// Why: admitting a call in the closed state has no side effect (it is one load of this
+    /// word), so a binding whose calls are expensive to make (a Node-API crossing costs more
+    /// than the whole decision) may read the word itself, through memory it shares with its
+    /// language, and admit the call exactly as [`try_acquire`](Self::try_acquire) would:
+    /// when `word & 7 == 0`, with epoch `word >> 3`. Every other state still goes through
+    /// `try_acquire`. Record such calls with [`record_successes`](Self::record_successes)
+    /// or an outcome on a permit from [`permit_for_epoch`](Self::permit_for_epoch). The word
+    /// lives as long as any handle to the breaker. Read it only (with acquire ordering).
+    ///
+    /// ```
+    /// use seawall::{BreakerConfig, CircuitBreaker};
+    /// let b = CircuitBreaker::new(BreakerConfig::default()).unwrap();
+    /// let w = b.state_word().load(std::sync::atomic::Ordering::Acquire);
+    /// assert_eq!(w & 7, 0); // closed
+    /// b.record_successes(w >> 3, 3);
+    /// assert_eq!(b.snapshot().successes, 3);
+    /// ```
+    #[inline]
+    pub fn state_word(&self) -> &AtomicU64 {
+        &self.inner.word
+    }
+
+    /// Whether a success recorded in the closed state can open the breaker: true with a
+    /// failure-rate or slow-call-rate threshold (a success can bring the window to
+    /// `minimum_calls`, and the rate is then judged), false otherwise (a success only
+    /// counts and ends a run of failures). A binding that batches successes
+    /// ([`record_successes`](Self::record_successes)) must record its batch before admitting
+    /// another call when this is true, or it could admit a call the breaker would refuse.
+    ///
+    /// ```
+    /// use seawall::{BreakerConfig, CircuitBreaker};
+    /// assert!(!CircuitBreaker::new(BreakerConfig::default()).unwrap().success_can_trip());
+    /// let mut c = BreakerConfig::default();
+    /// c.failure_rate_threshold = Some(0.5);
+    /// assert!(CircuitBreaker::new(c).unwrap().success_can_trip());
+    /// ```
+    pub fn success_can_trip(&self) -> bool {
+        let c = &self.inner.config;
+        c.failure_rate_threshold.is_some() || c.slow_call_rate_threshold.is_some()
+    }
+
+    /// Records `n` successes of calls admitted closed in `epoch` (see
+    /// [`state_word`](Self::state_word)), as `n` permits of that epoch recording
+    /// `Outcome::Success` one after the other would: counted, the consecutive-failure count
+    /// reset and the window updated while the breaker is still closed in that epoch; after
+    /// a transition they are late outcomes (counted only). Meant for breakers that measure
+    /// no durations ([`needs_duration`](Self::needs_duration) is false); with a slow-call
+    /// threshold they count as fast calls.
+    pub fn record_successes(&self, epoch: u64, n: u64) {
+        let t = Ticket { epoch, probe: NO_PROBE };
+        for _ in 0..n {
+            self.inner.success_fast(t);
+        }
+    }
+
+    /// A permit for a call admitted closed in `epoch` (see [`state_word`](Self::state_word)),
+    /// to record its outcome as if `try_acquire_shared` had issued it then.
+    pub fn permit_for_epoch(&self, epoch: u64) -> SharedPermit {
+        SharedPermit::new(self.clone(), Ticket { epoch, probe: NO_PROBE })
     }
 
     /// The current state, after applying any change that time has made due.
@@ -583,7 +660,10 @@ impl Inner {
     #[inline]
     fn acquire_open(&self, w: u64) -> Admission {
         let until = self.open_until.load(Acquire);
-        let coarse = nanos(self.config.clock.now_coarse());
+        let coarse = match self.coarse_nanos {
+            Some(read) => read(),
+            None => nanos(self.config.clock.now_coarse()),
+        };
         if coarse.saturating_add(self.coarse_lag) < until {
             // The precise time is at least the coarse reading and at least the opening
             // time: the wait reported is never shorter than the real one, at most the lag
@@ -695,6 +775,9 @@ impl Inner {
     /// Moves from word `w` to `to` with a new epoch and queues the event (lock held).
     fn set(&self, w: u64, to: State, now: Duration, reason: Reason) {
         let from = State::from_word(w);
+        // The new epoch's run of failures starts at zero before the word says it began, so
+        // an outcome that read the old word can no longer count in it (`count_failure`).
+        self.consecutive.store(run_tag(epoch_of(w) + 1), Release);
         self.word.store(word(epoch_of(w) + 1, to), Release);
         if from != to {
             self.counts.transitions[from as usize][to as usize].fetch_add(1, Relaxed);
@@ -709,7 +792,6 @@ impl Inner {
         l.probes.clear();
         self.opened_at.store(nanos(now), Relaxed);
         self.open_until.store(nanos(now.saturating_add(duration)), Release);
-        self.consecutive.store(0, Release);
         self.set(w, State::Open, now, reason);
     }
 
@@ -738,9 +820,7 @@ impl Inner {
         self.counts.calls.add(SUCCESSES, usize::MAX);
         let w = self.word.load(Acquire);
         if w == word(t.epoch, State::Closed) {
-            if self.consecutive.load(Relaxed) != 0 {
-                self.consecutive.store(0, Relaxed);
-            }
+            self.count_success(t.epoch);
             if !matches!(self.window, Window::None) {
                 self.record_window(w, false, false);
             }
@@ -796,9 +876,7 @@ impl Inner {
         match outcome {
             Outcome::Ignore => {}
             Outcome::Success => {
-                if self.consecutive.load(Relaxed) != 0 {
-                    self.consecutive.store(0, Relaxed);
-                }
+                self.count_success(epoch_of(w));
                 // A success never reaches the consecutive threshold; only a window can trip.
                 if !matches!(self.window, Window::None) {
                     self.record_window(w, false, slow);
@@ -808,9 +886,58 @@ impl Inner {
         }
     }
 
+    /// One more failure in a row in epoch `e`: the new length of the run, or `None` when
+    /// the run belongs to another epoch (a late outcome: the breaker moved on after it read
+    /// the state word, and `set` restarted the run for the new epoch first).
+    #[inline]
+    fn count_failure(&self, e: u64) -> Option<u32> {
+        let mut c = self.consecutive.load(Acquire);
+        loop {
+            if c & !RUN_MASK != run_tag(e) {
+                return None;
+            }
+            let next = if c & RUN_MASK == RUN_MASK { c } else { c + 1 };
+            match self.consecutive.compare_exchange_weak(c, next, AcqRel, Acquire) {
+                Ok(_) => return Some((next & RUN_MASK) as u32),
+                Err(now) => c = now,
+            }
+        }
+    }
+
+    /// A success in epoch `e` ends its run of failures (one load when there is none).
+    #[inline(always)]
+    fn count_success(&self, e: u64) {
+        let c = self.consecutive.load(Relaxed);
+        if c & RUN_MASK != 0 {
+            self.end_run(c, e);
+        }
+    }
+
+    #[inline(never)]
+    fn end_run(&self, mut c: u64, e: u64) {
+        while c & !RUN_MASK == run_tag(e) && c & RUN_MASK != 0 {
+            match self.consecutive.compare_exchange_weak(c, run_tag(e), AcqRel, Relaxed) {
+                Ok(_) => return,
+                Err(now) => c = now,
+            }
+        }
+    }
+
+    /// The run of failures of epoch `e` (0 when the run is another epoch's).
+    fn run_in(&self, e: u64) -> u32 {
+        let c = self.consecutive.load(Acquire);
+        if c & !RUN_MASK == run_tag(e) {
+            (c & RUN_MASK) as u32
+        } else {
+            0
+        }
+    }
+
     #[inline(never)]
     fn record_closed_failure(&self, w: u64, slow: bool) {
-        let in_a_row = self.consecutive.fetch_add(1, AcqRel) + 1;
+        let Some(in_a_row) = self.count_failure(epoch_of(w)) else {
+            return; // late: the breaker left the epoch after this outcome read the state
+        };
         let totals = self.window_record(true, slow);
         let reason = if self.consecutive_threshold != 0 && in_a_row >= self.consecutive_threshold {
             Some(Reason::ConsecutiveFailures)
@@ -865,6 +992,7 @@ impl Inner {
     fn trip(&self, w: u64, reason: Reason) {
         let now = self.now();
         let mut l = self.locked.lock();
+        crate::failpoint::hit(crate::failpoint::Site::BreakerTrip);
         if self.word.load(Acquire) == w {
             let base = self.config.open_duration;
             self.open_for(&mut l, w, base, now, reason);
@@ -904,7 +1032,6 @@ impl Inner {
         l.probe_successes = 0;
         l.current_open = self.config.open_duration;
         self.window.clear();
-        self.consecutive.store(0, Release);
         self.set(w, State::Closed, now, reason);
     }
 
@@ -966,7 +1093,7 @@ impl Inner {
             failure_rate: totals.failure_rate(),
             slow_call_rate: totals.slow_rate(),
             window_calls: totals.calls,
-            consecutive_failures: if state == State::Closed { self.consecutive.load(Relaxed) } else { 0 },
+            consecutive_failures: if state == State::Closed { self.run_in(epoch_of(w)) } else { 0 },
             retry_after,
             half_open_in_flight: in_flight,
             fallbacks: c.fallbacks.load(Relaxed),

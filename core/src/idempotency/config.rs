@@ -81,6 +81,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "on_store_error",
     "max_entries",
     "max_bytes",
+    "critical",
 ];
 
 /// Default `ttl`: 24 hours.
@@ -111,6 +112,9 @@ pub struct IdempotencyConfig {
     pub max_result_bytes: u32,
     /// Fail or run unprotected when the store fails.
     pub on_store_error: OnStoreError,
+    /// Whether an unavailable store makes a registry's health `down` (true) or `degraded`
+    /// (false). `None`: [`IdempotencyConfig::critical`] derives it from `on_store_error`.
+    pub critical: Option<bool>,
     /// Bounds of the default memory store (ignored when `store` is set).
     pub memory: MemoryStoreConfig,
     /// A store of the caller's (shared between caches, or remote). `None`: a new
@@ -133,6 +137,7 @@ impl Default for IdempotencyConfig {
             cache_errors: false,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             on_store_error: OnStoreError::Fail,
+            critical: None,
             memory: MemoryStoreConfig::default(),
             store: None,
             clock: SystemClock::shared(),
@@ -152,6 +157,7 @@ impl fmt::Debug for IdempotencyConfig {
             .field("cache_errors", &self.cache_errors)
             .field("max_result_bytes", &self.max_result_bytes)
             .field("on_store_error", &self.on_store_error)
+            .field("critical", &self.critical)
             .field("memory", &self.memory)
             .field("store", &self.store)
             .finish_non_exhaustive()
@@ -225,6 +231,7 @@ impl IdempotencyConfig {
                 self.on_store_error =
                     choice(&s, "on_store_error", v, &[("fail", OnStoreError::Fail), ("run", OnStoreError::Run)])?
             }
+            "critical" => self.critical = Some(boolean(&s, "critical", v)?),
             "max_entries" | "max_bytes" => {
                 self.memory.style = s;
                 self.memory.set(&canonical, value)?;
@@ -272,6 +279,24 @@ impl IdempotencyConfig {
             );
         }
         Ok(())
+    }
+
+    /// Whether the cache's store being unavailable makes a registry's health `down`: the
+    /// `critical` option, else true when a store failure fails the calls
+    /// (`on_store_error = "fail"`) and false when they run unprotected (`"run"`: the
+    /// service keeps working, with less protection, so it is `degraded`).
+    ///
+    /// ```
+    /// use seawall::{ConfigValue, IdempotencyConfig};
+    /// let mut c = IdempotencyConfig::default();
+    /// assert!(c.critical());
+    /// c.set("on_store_error", ConfigValue::Str("run".into())).unwrap();
+    /// assert!(!c.critical());
+    /// c.set("critical", ConfigValue::Bool(true)).unwrap();
+    /// assert!(c.critical());
+    /// ```
+    pub fn critical(&self) -> bool {
+        self.critical.unwrap_or(self.on_store_error == OnStoreError::Fail)
     }
 
     /// The wait bound in force: `wait_timeout`, else the lease duration.

@@ -21,7 +21,13 @@ pub const MAX_KEY_BYTES: usize = 255;
 
 /// Checks a key's length: 1 to [`MAX_KEY_BYTES`] bytes.
 pub fn validate_key(key: &str) -> Result<(), Error> {
-    let n = key.len();
+    check_key_len(key.len())
+}
+
+/// Checks a key's length in bytes (1 to [`MAX_KEY_BYTES`]) before anything reads the key:
+/// a binding handed a pointer and a length (C) calls it first, so an absurd length is
+/// refused without touching memory.
+pub fn check_key_len(n: usize) -> Result<(), Error> {
     if n == 0 {
         return Err(Error::InvalidArgument(
             "idempotency key is empty (0 bytes); a key is 1 to 255 bytes of UTF-8".to_owned(),
@@ -44,6 +50,8 @@ pub fn validate_key(key: &str) -> Result<(), Error> {
 /// assert!(e.to_string().contains("not valid UTF-8"));
 /// ```
 pub fn key_from_bytes(bytes: &[u8]) -> Result<&str, Error> {
+    // The length first: a key far too long is refused without reading it.
+    check_key_len(bytes.len())?;
     let key = std::str::from_utf8(bytes).map_err(|e| {
         Error::InvalidArgument(format!(
             "idempotency key is not valid UTF-8 (invalid byte at offset {}); a key is 1 to 255 bytes of UTF-8",

@@ -54,10 +54,10 @@ pub use config::{
     IdempotencyConfig, OnDuplicate, OnStoreError, DEFAULT_LEASE, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TTL, OPTION_NAMES,
 };
 pub use fingerprint::{fingerprint, Fingerprint};
-pub use key::{key_from_bytes, validate_key, MAX_KEY_BYTES};
+pub use key::{check_key_len, key_from_bytes, validate_key, MAX_KEY_BYTES};
 pub use record::{
     Output, Record, CREATED_OFFSET, EXPIRES_OFFSET, FINGERPRINT_OFFSET, FLAG_ERROR, MAX_METADATA, MAX_SHORT_TEXT,
-    RECORD_HEADER_LEN, RECORD_MAGIC, RECORD_VERSION, TOKEN_OFFSET,
+    RECORD_CHECKSUM_LEN, RECORD_HEADER_LEN, RECORD_MAGIC, RECORD_MIN_LEN, RECORD_VERSION, TOKEN_OFFSET,
 };
 pub use waiter::{WaitCallback, WaitPoll, Waiter};
 
@@ -76,6 +76,9 @@ pub struct Lease {
 }
 
 struct LeaseData {
+    /// The issuing cache ([`Inner::id`]): a lease is finished only on the cache it came
+    /// from (two stores may hand out the same token for the same key).
+    cache: u64,
     key: Arc<str>,
     fingerprint: Fingerprint,
     token: u64,
@@ -273,6 +276,8 @@ fn bump(c: &AtomicU64) {
 }
 
 pub(crate) struct Inner {
+    /// Unique in the process: the identity leases carry.
+    id: u64,
     name: Arc<str>,
     config: IdempotencyConfig,
     store: SharedStore,
@@ -283,6 +288,9 @@ pub(crate) struct Inner {
     counts: Counters,
     subscription: SubscriptionId,
 }
+
+/// Identities of caches (see [`Inner::id`]).
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -326,6 +334,7 @@ impl IdempotencyCache {
                 }
             }));
             Inner {
+                id: NEXT_CACHE_ID.fetch_add(1, Relaxed),
                 name: Arc::from(config.name.as_str()),
                 clock: config.clock.clone(),
                 store,
@@ -368,6 +377,7 @@ impl IdempotencyCache {
     /// unprotected `Execute`).
     pub fn begin(&self, key: &str, fingerprint: &Fingerprint) -> Result<Begin, Error> {
         validate_key(key)?;
+        crate::failpoint::hit(crate::failpoint::Site::IdempotencyBegin);
         let inner = &self.inner;
         let claim = match inner.store.claim(key, fingerprint, inner.config.lease) {
             Ok(c) => c,
@@ -414,6 +424,7 @@ impl IdempotencyCache {
     /// retry can run. `LeaseLost` when the lease expired or another owner took over.
     pub fn complete(&self, lease: &Lease, output: Output) -> Result<Record, Error> {
         let inner = &self.inner;
+        inner.owns(lease)?;
         let too_big = output.result.len() > inner.config.max_result_bytes as usize;
         if too_big || output.check().is_err() {
             let why = if too_big {
@@ -459,6 +470,7 @@ impl IdempotencyCache {
     /// `LeaseLost` when the lease expired or another owner took over.
     pub fn release(&self, lease: &Lease) -> Result<(), Error> {
         let inner = &self.inner;
+        inner.owns(lease)?;
         if !lease.is_protected() {
             return Ok(());
         }
@@ -478,6 +490,7 @@ impl IdempotencyCache {
     /// as an error, replayed to duplicates); otherwise releases the claim. Bindings call
     /// this with the serialised exception, so the policy lives here.
     pub fn fail(&self, lease: &Lease, error: Option<Output>) -> Result<Failed, Error> {
+        self.inner.owns(lease)?;
         match (self.inner.config.cache_errors, error) {
             (true, Some(out)) => self.complete(lease, out.into_error()).map(Failed::Stored),
             _ => self.release(lease).map(|()| Failed::Released),
@@ -496,6 +509,7 @@ impl IdempotencyCache {
     /// until it expires. `LeaseLost` when it already expired or was taken over.
     pub fn renew(&self, lease: &Lease) -> Result<Duration, Error> {
         let inner = &self.inner;
+        inner.owns(lease)?;
         let lease_for = inner.config.lease;
         let left = if lease.is_protected() {
             match inner.store.renew(lease.key(), lease.token(), lease_for) {
@@ -596,6 +610,7 @@ impl Inner {
         let at = self.clock.now().saturating_add(expires_in);
         Lease {
             data: Arc::new(LeaseData {
+                cache: self.id,
                 key: Arc::from(key),
                 fingerprint: *fingerprint,
                 token,
@@ -615,6 +630,7 @@ impl Inner {
             let at = self.clock.now().saturating_add(self.config.lease);
             return Ok(Lease {
                 data: Arc::new(LeaseData {
+                    cache: self.id,
                     key: Arc::from(key),
                     fingerprint: *fingerprint,
                     token: 0,
@@ -641,8 +657,25 @@ impl Inner {
         }
     }
 
+    /// `InvalidArgument` for a lease another cache issued: finishing it here would act on
+    /// this cache's key with a token that only means something in the other one's store.
+    fn owns(&self, lease: &Lease) -> Result<(), Error> {
+        if lease.data.cache == self.id {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "lease = <idempotency key {:?}, token {}>: issued by another cache; finish it on the cache that issued it (this is {:?})",
+            lease.key(),
+            lease.token(),
+            &*self.name
+        )))
+    }
+
     /// Releases, ignoring errors; true when it released.
     pub(crate) fn release_quietly(&self, lease: &Lease) -> bool {
+        if lease.data.cache != self.id {
+            return false;
+        }
         if !lease.is_protected() {
             return true;
         }

@@ -7,6 +7,14 @@
 //! puts the token and times at fixed offsets, so a server-side store script can stamp them
 //! without parsing the rest. The format is specified byte by byte in `docs/idempotency.md`.
 //!
+//! Version 2 ends with two CRC-32Cs, so a record that a store or a network corrupted is
+//! refused when it is read (every error of up to 3 bits, every burst of up to 32 bits
+//! within the header or the body), never replayed as another result: one over what the
+//! writer wrote and a store keeps as it is (magic, version, flags and everything after the
+//! header), one over the 64-byte header, whose token, times and fingerprint a store script
+//! may stamp. The script then computes the header's CRC (64 bytes, never the result), and
+//! can check it before it acts on a header field (`docs/redis.md`).
+//!
 //! A [`Record`] is a cheap handle (one `Arc`): handing it to every duplicate copies nothing.
 //!
 //! ```
@@ -28,8 +36,9 @@ use crate::error::Error;
 
 /// The first three bytes of every encoded record.
 pub const RECORD_MAGIC: [u8; 3] = *b"SWR";
-/// The format version this build writes and the only one it reads.
-pub const RECORD_VERSION: u8 = 1;
+/// The format version this build writes and the only one it reads (version 1, which had
+/// no checksum, is refused).
+pub const RECORD_VERSION: u8 = 2;
 /// Size of the fixed header (magic, version, flags, token, times, fingerprint).
 pub const RECORD_HEADER_LEN: usize = 64;
 /// Flag bit: the stored result is an error the operation raised (`cache_errors`).
@@ -42,10 +51,35 @@ pub const CREATED_OFFSET: usize = 16;
 pub const EXPIRES_OFFSET: usize = 24;
 /// Offset of the 32-byte fingerprint in an encoded record.
 pub const FINGERPRINT_OFFSET: usize = 32;
+/// Size of the two CRC-32Cs (big-endian u32 each) that end every encoded record: the
+/// body's, then the header's.
+pub const RECORD_CHECKSUM_LEN: usize = 8;
+/// The shortest encoded record: header, empty content type, no metadata, empty result,
+/// checksums.
+pub const RECORD_MIN_LEN: usize = RECORD_HEADER_LEN + 2 + 2 + 4 + RECORD_CHECKSUM_LEN;
+
 /// Longest content type, and longest metadata name, in bytes (u16 length).
 pub const MAX_SHORT_TEXT: usize = u16::MAX as usize;
 /// Most metadata pairs in one record (u16 count).
 pub const MAX_METADATA: usize = u16::MAX as usize;
+
+/// CRC-32C (Castagnoli, the iSCSI / ext4 / gRPC one), slice-by-16 tables.
+const CRC32C: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+
+/// The body checksum of `record`, which ends with the result (no checksums): CRC-32C of
+/// bytes `[0, 8)` (magic, version, flags, reserved), then `[64, len)`: what the writer
+/// wrote and a store keeps unchanged.
+fn body_checksum(record: &[u8]) -> u32 {
+    let mut d = CRC32C.digest();
+    d.update(&record[..TOKEN_OFFSET]);
+    d.update(&record[RECORD_HEADER_LEN..]);
+    d.finalize()
+}
+
+/// The header checksum: CRC-32C of bytes `[0, 64)` (what a store script may stamp).
+fn header_checksum(record: &[u8]) -> u32 {
+    CRC32C.checksum(&record[..RECORD_HEADER_LEN])
+}
 
 /// What an operation produced, as the binding serialised it. Becomes a [`Record`] when
 /// the store takes it.
@@ -206,11 +240,11 @@ impl Record {
         }
     }
 
-    /// The version-1 encoding (see `docs/idempotency.md`). Records built from an [`Output`]
+    /// The version-2 encoding (see `docs/idempotency.md`). Records built from an [`Output`]
     /// that passed [`Output::check`] always encode; longer fields are cut to their limits.
     pub fn encode(&self) -> Vec<u8> {
         let d = &self.data;
-        let mut out = Vec::with_capacity(RECORD_HEADER_LEN + 12 + self.size() + 6 * d.metadata.len());
+        let mut out = Vec::with_capacity(RECORD_MIN_LEN + self.size() + 6 * d.metadata.len());
         out.extend_from_slice(&RECORD_MAGIC);
         out.push(RECORD_VERSION);
         out.push(if d.error { FLAG_ERROR } else { 0 });
@@ -228,11 +262,15 @@ impl Record {
             put_long(&mut out, v.as_bytes());
         }
         put_long(&mut out, &d.result);
+        let (body, header) = (body_checksum(&out), header_checksum(&out));
+        out.extend_from_slice(&body.to_be_bytes());
+        out.extend_from_slice(&header.to_be_bytes());
         out
     }
 
     /// Reads an encoded record. Refuses other versions, unknown flags, truncated or
-    /// trailing bytes and text that is not UTF-8, each with an error that says which.
+    /// trailing bytes, text that is not UTF-8 and a checksum that does not match (the bytes
+    /// were corrupted), each with an error that says which.
     pub fn decode(bytes: &[u8]) -> Result<Record, Error> {
         let bad = |why: String| Error::InvalidArgument(format!("cannot decode idempotency record: {why}"));
         if bytes.len() < 4 || bytes[..3] != RECORD_MAGIC {
@@ -268,8 +306,22 @@ impl Record {
         }
         let n = r.len("result length", 4)?;
         let result = r.take("result", n)?.to_vec();
+        let end = r.at;
+        let sums = r.take("checksums", RECORD_CHECKSUM_LEN)?;
         if r.at != bytes.len() {
-            return Err(bad(format!("{} trailing bytes after the result", bytes.len() - r.at)));
+            return Err(bad(format!("{} trailing bytes after the checksums", bytes.len() - r.at)));
+        }
+        let u32_at = |at: usize| u32::from_be_bytes(sums[at..at + 4].try_into().expect("4 bytes"));
+        let (body, header) = (u32_at(0), u32_at(4));
+        for (what, stored, computed) in
+            [("body", body, body_checksum(&bytes[..end])), ("header", header, header_checksum(bytes))]
+        {
+            if stored != computed {
+                return Err(bad(format!(
+                    "{what} checksum mismatch (CRC-32C stored 0x{stored:08x}, computed 0x{computed:08x}): the record \
+                     was corrupted in the store or on the way"
+                )));
+            }
         }
         let output = Output { result, content_type, metadata, error: flags & FLAG_ERROR != 0 };
         Ok(Record::new(output, Fingerprint::from_bytes(fp), u64_at(TOKEN_OFFSET), u64_at(CREATED_OFFSET), u64_at(EXPIRES_OFFSET)))
@@ -354,7 +406,7 @@ mod tests {
     fn round_trip_and_fixed_offsets() {
         let r = sample();
         let b = r.encode();
-        assert_eq!(&b[..4], b"SWR\x01");
+        assert_eq!(&b[..4], b"SWR\x02");
         assert_eq!(b[4], 0);
         assert_eq!(&b[TOKEN_OFFSET..TOKEN_OFFSET + 8], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(u64::from_be_bytes(b[CREATED_OFFSET..CREATED_OFFSET + 8].try_into().unwrap()), 5);
@@ -370,12 +422,14 @@ mod tests {
     #[test]
     fn exact_bytes_of_a_small_record() {
         let r = Record::new(Output::new(&b"ok"[..], "t").into_error(), Fingerprint::NONE, 1, 2, 3);
-        let mut want = b"SWR\x01\x01\0\0\0".to_vec();
+        let mut want = b"SWR\x02\x01\0\0\0".to_vec();
         want.extend_from_slice(&1u64.to_be_bytes());
         want.extend_from_slice(&2u64.to_be_bytes());
         want.extend_from_slice(&3u64.to_be_bytes());
         want.extend_from_slice(&[0; 32]);
         want.extend_from_slice(&[0, 1, b't', 0, 0, 0, 0, 0, 2, b'o', b'k']);
+        // CRC-32C of [0, 8) + [64, 75), then of [0, 64): the example of docs/idempotency.md.
+        want.extend_from_slice(&[0xe7, 0x29, 0x7c, 0x37, 0x8c, 0x74, 0x66, 0xd5]);
         assert_eq!(r.encode(), want);
         assert!(Record::decode(&want).unwrap().is_error());
     }
@@ -384,15 +438,28 @@ mod tests {
     fn decode_refuses_bad_input_clearly() {
         let good = sample().encode();
         let msg = |b: &[u8]| Record::decode(b).unwrap_err().to_string();
-        let mut v2 = good.clone();
-        v2[3] = 2;
-        assert!(msg(&v2).contains("version 2 is not supported"), "{}", msg(&v2));
+        let mut v1 = good.clone();
+        v1[3] = 1;
+        assert!(msg(&v1).contains("record format version 1 is not supported (this build reads version 2)"), "{}", msg(&v1));
         assert!(msg(b"nope").contains("not a seawall record"));
         assert!(msg(&good[..40]).contains("truncated header"));
-        assert!(msg(&good[..good.len() - 1]).contains("truncated result"));
+        let short = |n: usize| msg(&good[..good.len() - n]);
+        assert!(short(1).contains("truncated checksums (needs 8 bytes"), "{}", short(1));
+        assert!(short(9).contains("truncated result"), "{}", short(9));
         let mut extra = good.clone();
         extra.push(0);
-        assert!(msg(&extra).contains("1 trailing bytes"));
+        assert!(msg(&extra).contains("1 trailing bytes after the checksums"), "{}", msg(&extra));
+        let flip = |at: usize, bit: u8| {
+            let mut b = good.clone();
+            b[at] ^= bit;
+            msg(&b)
+        };
+        let m = flip(good.len() - RECORD_CHECKSUM_LEN - 1, 1); // the last byte of the result
+        assert!(m.contains("body checksum mismatch (CRC-32C stored 0x") && m.contains("corrupted"), "{m}");
+        assert!(flip(4, 1).contains("body checksum mismatch"), "the error flag: {}", flip(4, 1));
+        assert!(flip(TOKEN_OFFSET + 7, 0x80).contains("header checksum mismatch"), "{}", flip(TOKEN_OFFSET + 7, 0x80));
+        assert!(flip(good.len() - 5, 1).contains("body checksum mismatch"));
+        assert!(flip(good.len() - 1, 1).contains("header checksum mismatch"));
         let mut flags = good.clone();
         flags[4] = 0x80;
         assert!(msg(&flags).contains("unknown flags"));
@@ -402,6 +469,56 @@ mod tests {
         let mut utf = good;
         utf[RECORD_HEADER_LEN + 2] = 0xff; // first byte of the content type
         assert!(msg(&utf).contains("content type at offset 66 is not UTF-8"), "{}", msg(&utf));
+    }
+
+    /// CRC-32C one bit at a time (the definition; the Redis scripts use a table).
+    fn crc32c_bitwise(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = (c >> 1) ^ (0x82F6_3B78 & (c & 1).wrapping_neg());
+            }
+        }
+        !c
+    }
+
+    #[test]
+    fn the_checksums_are_crc32c_of_the_body_and_of_the_header() {
+        assert_eq!(crc32c_bitwise(b"123456789"), 0xe306_9283, "the CRC-32C check value");
+        assert_eq!(CRC32C.checksum(b"123456789"), 0xe306_9283);
+        let b = sample().encode();
+        let n = b.len() - RECORD_CHECKSUM_LEN;
+        let body: Vec<u8> = b[..8].iter().chain(&b[64..n]).copied().collect();
+        assert_eq!(b[n..n + 4], crc32c_bitwise(&body).to_be_bytes());
+        assert_eq!(b[n + 4..], crc32c_bitwise(&b[..64]).to_be_bytes());
+        // What a store script does (the Redis complete script): stamp [8, 64) of a draft and
+        // write the header's CRC; the body's CRC stays the writer's.
+        let draft = Record::new(sample().to_output(), Fingerprint::NONE, 0, 0, 0).encode();
+        assert_eq!(draft[..8], b[..8]);
+        assert_eq!(draft[64..n + 4], b[64..n + 4]);
+        let mut stamped = draft.clone();
+        stamped[8..64].copy_from_slice(&b[8..64]);
+        assert!(Record::decode(&stamped).unwrap_err().to_string().contains("header checksum mismatch"));
+        let crc = crc32c_bitwise(&stamped[..64]);
+        stamped[n + 4..].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(stamped, b);
+        assert_eq!(Record::decode(&stamped).unwrap(), sample());
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        for r in [sample(), Record::new(Output::new(vec![], ""), Fingerprint::NONE, 0, 0, 0)] {
+            let good = r.encode();
+            assert_eq!(Record::decode(&good).unwrap(), r);
+            for at in 0..good.len() {
+                for bit in 0..8 {
+                    let mut b = good.clone();
+                    b[at] ^= 1 << bit;
+                    assert!(Record::decode(&b).is_err(), "bit {bit} at offset {at}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -173,4 +173,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Removes a subscription; false when it was not registered.
     fn unsubscribe(&self, id: SubscriptionId) -> bool;
+
+    /// Whether the store can do work now, for health reports: a remote store makes a round
+    /// trip (Redis: `PING`); `Err` says why it cannot. A registry runs it as the health
+    /// check of each idempotency cache it holds. The default (a store in this process's
+    /// memory) always can.
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

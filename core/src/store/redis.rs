@@ -13,7 +13,11 @@
 //!
 //! - `seawall:idem:{h}:e:k` — the entry: a lease (`SWL` + token, times, fingerprint) or the
 //!   completed record in seawall's versioned record format (`Record::encode`), so a record
-//!   written by a Python service replays in a Node service;
+//!   written by a Python service replays in a Node service. The complete script stamps the
+//!   token, times and fingerprint into the record's header and writes the header's CRC-32C
+//!   (the body's CRC is the writer's); the scripts check the header's CRC before they act on
+//!   a record's expiry, fingerprint or token, so a corrupted record is refused, never taken
+//!   for expired, for another payload's or for another owner's;
 //! - `seawall:idem:{h}:t:k` — the key's fencing-token counter; `release` leaves it, and it
 //!   lives as long as the key's entry could (TTL or lease, + 60 s); a new token is also
 //!   never below `server time in ms × 1024`, so tokens are not handed out twice for a key
@@ -752,6 +756,10 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn check(&self) -> Result<(), Error> {
+        self.ping().map(|_| ())
+    }
+
     fn claim(&self, key: &str, fingerprint: &Fingerprint, lease: Duration) -> Result<Claim, Error> {
         let engine = self.engine()?;
         let t = tag(key);
@@ -935,5 +943,24 @@ mod tests {
         let hashes: HashSet<&str> = all.iter().map(|s| s.sha.as_str()).collect();
         assert_eq!(hashes.len(), 5);
         assert!(all.iter().all(|s| s.source.starts_with("-- seawall RedisStore")));
+    }
+
+    /// The scripts' CRC-32C table is the CRC-32C table (a wrong entry would only show on
+    /// the records whose CRC passes through it).
+    #[test]
+    fn the_scripts_crc_table_is_crc32c() {
+        let src = include_str!("redis/prelude.lua");
+        let start = src.find("CRC32C = {").expect("the table") + "CRC32C = {".len();
+        let end = start + src[start..].find('}').unwrap();
+        let got: Vec<u32> = src[start..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| u32::from_str_radix(t.trim_start_matches("0x"), 16).unwrap())
+            .collect();
+        let want: Vec<u32> = (0..256u32)
+            .map(|i| (0..8).fold(i, |c, _| (c >> 1) ^ (0x82F6_3B78 & (c & 1).wrapping_neg())))
+            .collect();
+        assert_eq!(got, want);
     }
 }

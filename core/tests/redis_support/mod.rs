@@ -1,5 +1,7 @@
 //! Test support for the Redis store: a real `redis-server` per test, on a free loopback
-//! port, with no persistence; and a time bound for every test.
+//! port, with no persistence (or, with `start_durable`, an append-only file fsynced on every
+//! write, so a restarted server has every acknowledged write); and a time bound for every
+//! test.
 //!
 //! The server binary is `redis-server` on PATH, or `$SEAWALL_REDIS_SERVER`. When it is
 //! missing the tests FAIL (they never skip): install it with `apt-get install -y
@@ -17,6 +19,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    durable: bool,
 }
 
 fn binary() -> String {
@@ -31,11 +34,21 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// Like `start`, with `appendonly yes` and `appendfsync always`: a write the server
+    /// acknowledged survives a SIGKILL and `restart`.
+    pub fn start_durable() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("seawall-redis-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("create a scratch directory for redis-server");
         let mut last = String::new();
         for _ in 0..5 {
-            let mut s = RedisServer { child: None, port: free_port(), dir: dir.clone() };
+            let mut s = RedisServer { child: None, port: free_port(), dir: dir.clone(), durable };
             match s.spawn() {
                 Ok(()) => return s,
                 Err(e) => last = e,
@@ -57,7 +70,8 @@ impl RedisServer {
             });
         }
         let child = cmd
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(if self.durable { ["--appendonly", "yes", "--appendfsync", "always"] } else { ["--appendonly", "no", "--appendfsync", "everysec"] })
             .args(["--daemonize", "no", "--loglevel", "warning", "--databases", "4"])
             .arg("--dir")
             .arg(&self.dir)
@@ -135,7 +149,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port (empty: nothing is persisted).
+    /// Starts the server again on the same port (empty unless durable).
     pub fn restart(&mut self) {
         self.kill();
         let started = Instant::now();

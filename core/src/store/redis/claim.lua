@@ -17,12 +17,15 @@ if e then
       return {3, 0}
     end
     if same then
-      return {2, e}
+      return {2, e} -- the client checks both CRCs
     end
+    check_record(e)
     return {3, 1}
   end
   if lease_entry then
     took_over = 1
+  else
+    check_record(e)
   end
 end
 -- Tokens: one more than the key's counter, and never below now * 1024, so that a token is
