@@ -90,7 +90,13 @@ def main() -> int:
             met += ok
             cell = measured.replace("|", "\\|")
             lines.append(f"| {title} | {text.replace('|', chr(92) + '|')} | {cell} | {'yes' if ok else '**no**'} |")
-    lines += ["", f"{met} of {total} targets met in this run.", ""]
+    lines += [
+        "",
+        f"{met} of {total} targets met in this run. Where one is not met, its language's section "
+        "of [bench/README.md](README.md) measures what stands in the way (the floor of the "
+        "semantics, or the part of the cost that is not seawall's).",
+        "",
+    ]
     if missing:
         lines += [f"Not in this run: {', '.join(missing)} (their benchmark did not write results).", ""]
     for lang, title in LANGS:

@@ -348,17 +348,12 @@ impl MemoryStore {
                 .iter()
                 .take_while(|((exp, _), _)| *exp <= now)
                 .find(|(_, k)| Some(&***k) != protect)
-                .map(|((exp, seq), k)| Victim { shard: i, key: Arc::clone(k), seq: *seq, rank: (0, *exp, *seq) });
-            let candidate = expired.or_else(|| {
-                s.records.peek_lru().map(|(k, r)| Victim { shard: i, key: Arc::clone(k), seq: r.seq, rank: (1, r.stamp, r.seq) })
-            });
-            if let Some(c) = candidate {
-                let better = match &best {
-                    None => true,
-                    Some(b) => c.rank < b.rank,
-                };
-                if better {
-                    best = Some(c);
+                .map(|((exp, seq), k)| (k, *seq, (0, *exp, *seq)));
+            let candidate = expired.or_else(|| s.records.peek_lru().map(|(k, r)| (k, r.seq, (1, r.stamp, r.seq))));
+            // The key is cloned only for a new best (a few times per scan, not once a shard).
+            if let Some((key, seq, rank)) = candidate {
+                if best.as_ref().is_none_or(|b| rank < b.rank) {
+                    best = Some(Victim { shard: i, key: Arc::clone(key), seq, rank });
                 }
             }
         }
