@@ -17,8 +17,9 @@
 //! Models (2 or 3 threads, every interleaving loom's exploration reaches; see each):
 //!
 //! 1. the count window (`window.rs`): swap a slot, adjust the sums by the difference, with
-//!    racing records, wrap-around onto one slot, and a racing `clear`: at quiescence the
-//!    sums equal what the slots hold;
+//!    racing records, wrap-around onto one slot, and a racing reset of the slots (model only:
+//!    the core installs a new window on close): at quiescence the sums equal what the slots
+//!    hold;
 //! 2. the per-thread counters (`counters.rs`): stripes written with a plain load and
 //!    store by their slot's holder, installed on first use, a slot handed from an exiting
 //!    thread to a new one through the pool's mutex, the shared stripe for threads without a
@@ -167,7 +168,11 @@ mod count_window {
                 slow: self.slow.load(Acquire),
             })
         }
+        // END window CountWindow::record
 
+        /// Model only: empties the window in place while records race it. The core no longer
+        /// clears a window (a close installs a new one, `EpochWindow` in breaker/mod.rs); the
+        /// model keeps checking that the sums' arithmetic survives a racing reset of slots.
         pub(crate) fn clear(&self) {
             for slot in self.slots.iter() {
                 let old = slot.swap(0, AcqRel);
@@ -176,7 +181,6 @@ mod count_window {
                 }
             }
         }
-        // END window CountWindow::record
 
         /// What the slots hold (at quiescence).
         fn recount(&self) -> Totals {

@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 pub use config::{BreakerConfig, WindowKind, MAX_HALF_OPEN_CALLS, MAX_WINDOW_BUCKETS, MAX_WINDOW_SIZE, OPTION_NAMES};
@@ -305,7 +306,8 @@ struct Inner {
     opened_at: AtomicU64,
     /// Failures in a row, tagged with the epoch they count for (see [`run_tag`]).
     consecutive: Padded<AtomicU64>,
-    window: Window,
+    /// The rate window of the current closed epoch (`None` without a rate policy).
+    window: Option<ArcSwap<EpochWindow>>,
     counts: Counters,
     locked: Mutex<Locked>,
     events: Events,
@@ -334,19 +336,28 @@ pub enum CallError<E> {
     Failed(E),
 }
 
+/// A rate window and the closed epoch it counts for: each close starts a new one.
+struct EpochWindow {
+    epoch: u64,
+    window: Window,
+}
+
+impl EpochWindow {
+    fn new(config: &BreakerConfig, epoch: u64) -> Self {
+        let window = match config.window {
+            WindowKind::Count => Window::Count(CountWindow::new(config.window_size)),
+            WindowKind::Time => Window::Time(TimeWindow::new(config.window_duration, config.window_buckets)),
+        };
+        EpochWindow { epoch, window }
+    }
+}
+
 impl CircuitBreaker {
     /// Builds a breaker, refusing an invalid configuration with an error that names the
     /// field and the value.
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let window = if !config.uses_window() {
-            Window::None
-        } else {
-            match config.window {
-                WindowKind::Count => Window::Count(CountWindow::new(config.window_size)),
-                WindowKind::Time => Window::Time(TimeWindow::new(config.window_duration, config.window_buckets)),
-            }
-        };
+        let window = config.uses_window().then(|| ArcSwap::from_pointee(EpochWindow::new(&config, 0)));
         let min_calls = match config.window {
             // A count window never holds more than window_size calls.
             WindowKind::Count => config.minimum_calls.min(config.window_size),
@@ -821,7 +832,7 @@ impl Inner {
         let w = self.word.load(Acquire);
         if w == word(t.epoch, State::Closed) {
             self.count_success(t.epoch);
-            if !matches!(self.window, Window::None) {
+            if self.window.is_some() {
                 self.record_window(w, false, false);
             }
         } else {
@@ -878,7 +889,7 @@ impl Inner {
             Outcome::Success => {
                 self.count_success(epoch_of(w));
                 // A success never reaches the consecutive threshold; only a window can trip.
-                if !matches!(self.window, Window::None) {
+                if self.window.is_some() {
                     self.record_window(w, false, slow);
                 }
             }
@@ -938,7 +949,7 @@ impl Inner {
         let Some(in_a_row) = self.count_failure(epoch_of(w)) else {
             return; // late: the breaker left the epoch after this outcome read the state
         };
-        let totals = self.window_record(true, slow);
+        let totals = self.window_record(epoch_of(w), true, slow);
         let reason = if self.consecutive_threshold != 0 && in_a_row >= self.consecutive_threshold {
             Some(Reason::ConsecutiveFailures)
         } else {
@@ -951,7 +962,7 @@ impl Inner {
 
     #[inline(never)]
     fn record_window(&self, w: u64, failed: bool, slow: bool) {
-        let totals = self.window_record(failed, slow);
+        let totals = self.window_record(epoch_of(w), failed, slow);
         if let Some(reason) = totals.and_then(|t| self.rate_reason(&t)) {
             self.trip(w, reason);
         }
@@ -962,8 +973,14 @@ impl Inner {
     #[inline]
     /// `None` when no rate can have been reached (a time window holding no failed or slow
     /// call: every rate is 0).
-    fn window_record(&self, failed: bool, slow: bool) -> Option<Totals> {
-        match &self.window {
+    /// An outcome of epoch `e` finding another epoch's window is late (the breaker closed
+    /// again after it read the state word): it is recorded nowhere.
+    fn window_record(&self, e: u64, failed: bool, slow: bool) -> Option<Totals> {
+        let current = self.window.as_ref()?.load();
+        if current.epoch != e {
+            return None;
+        }
+        match &current.window {
             Window::None => None,
             Window::Count(cw) => Some(cw.record(failed, slow)),
             Window::Time(tw) => tw.record(tw.place_now(&*self.config.clock, self.coarse_lag), failed, slow),
@@ -1031,7 +1048,11 @@ impl Inner {
         l.probes.clear();
         l.probe_successes = 0;
         l.current_open = self.config.open_duration;
-        self.window.clear();
+        if let Some(slot) = &self.window {
+            // A new, empty window for the new epoch, in place before the word says it began:
+            // an outcome that read the old word records into the old window, or nowhere.
+            slot.store(Arc::new(EpochWindow::new(&self.config, epoch_of(w) + 1)));
+        }
         self.set(w, State::Closed, now, reason);
     }
 
@@ -1068,9 +1089,11 @@ impl Inner {
     fn snapshot(&self) -> Snapshot {
         let w = self.word.load(Acquire);
         let state = State::from_word(w);
-        let needs_now = self.window.is_time() || state == State::Open;
+        let current = self.window.as_ref().map(|slot| slot.load_full());
+        let window = current.as_ref().map_or(&Window::None, |c| &c.window);
+        let needs_now = window.is_time() || state == State::Open;
         let now = if needs_now { self.now() } else { Duration::ZERO };
-        let totals = match &self.window {
+        let totals = match window {
             Window::Time(tw) => tw.totals(tw.index(now)),
             w => w.totals(),
         };

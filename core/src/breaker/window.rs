@@ -136,15 +136,6 @@ impl CountWindow {
             slow: self.slow.load(Acquire),
         })
     }
-
-    pub(crate) fn clear(&self) {
-        for slot in self.slots.iter() {
-            let old = slot.swap(0, AcqRel);
-            if old != 0 {
-                self.apply(old, 0);
-            }
-        }
-    }
 }
 
 const RESETTING: u64 = u64::MAX;
@@ -304,18 +295,11 @@ impl TimeWindow {
         }
         t
     }
-
-    pub(crate) fn clear(&self) {
-        for b in self.buckets.iter() {
-            b.stamp.store(RESETTING - 1, Release);
-        }
-        self.last_bad.store(0, SeqCst);
-    }
 }
 
 /// The window a breaker records into, if any rate threshold needs one.
-// One per breaker, kept inline (no pointer to chase on the hot path); the count window is
-// large only because its cursor has cache lines of its own.
+// One per closed epoch (a close starts a new one, so a late outcome cannot land in it); the
+// count window is large only because its cursor has cache lines of its own.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Window {
     None,
@@ -329,14 +313,6 @@ impl Window {
         match self {
             Window::Count(w) => w.totals(),
             Window::None | Window::Time(_) => Totals::default(),
-        }
-    }
-
-    pub(crate) fn clear(&self) {
-        match self {
-            Window::None => {}
-            Window::Count(w) => w.clear(),
-            Window::Time(w) => w.clear(),
         }
     }
 
@@ -358,8 +334,6 @@ mod tests {
         assert_eq!(t, Totals { calls: 3, failures: 1, slow: 1 });
         let t = w.record(false, false);
         assert_eq!(t, Totals { calls: 3, failures: 0, slow: 1 });
-        w.clear();
-        assert_eq!(w.totals(), Totals::default());
     }
 
     #[test]
@@ -378,7 +352,7 @@ mod tests {
         assert_eq!(w.record(false, false).failures, 1);
         assert_eq!(w.record(false, false).failures, 0, "the failure left after 3 more calls");
         // Not yet full: successes are written.
-        w.clear();
+        let w = CountWindow::new(3);
         assert_eq!(w.record(false, false).calls, 1);
         assert_eq!(w.record(false, false).calls, 2);
     }
@@ -398,9 +372,6 @@ mod tests {
         // ...but a slow call, or a failure, sums again.
         assert_eq!(w.record(w.place(at(10_600)), false, true), Some(Totals { calls: 3, failures: 0, slow: 1 }));
         assert_eq!(w.record(w.place(at(10_700)), false, false), Some(Totals { calls: 4, failures: 0, slow: 1 }));
-        w.clear();
-        assert_eq!(w.record(w.place(at(10_800)), false, false), None);
-        assert_eq!(w.totals(at(10_800)), Totals { calls: 1, failures: 0, slow: 0 });
     }
 
     /// A clock whose coarse reading lags its precise one by a set amount.
