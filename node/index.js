@@ -12,7 +12,7 @@ const { AsyncLocalStorage } = require('node:async_hooks');
 const { EventEmitter } = require('node:events');
 const path = require('node:path');
 
-const native = loadNative();
+const native = containPanics(loadNative());
 const {
   NativeBreaker,
   NativePermit,
@@ -24,6 +24,44 @@ const {
 
 /** The version of seawall (the core's, which is this package's). */
 const version = native.version();
+
+// A panic inside the addon is a bug, and never unwinds into Node: the hot paths and the
+// methods under `errors::guard` throw it as `SEAWALL_INTERNAL`; the other methods are
+// contained by napi-rs's own `catch_unwind`, whose Error carries napi's status
+// ('GenericFailure') as its code. This gives those the same code, so a caller sees
+// `SEAWALL_INTERNAL` whichever entry point hit the bug (docs/hardening.md). The addon's
+// other errors are thrown with seawall's codes already; only classes' methods, getters and
+// static methods are wrapped (the hot paths are plain functions and are not touched).
+function containPanics(addon) {
+  const wrap = (fn) =>
+    function seawallNative(...args) {
+      try {
+        return fn.apply(this, args);
+      } catch (err) {
+        if (err instanceof Error && err.code === 'GenericFailure') err.code = 'SEAWALL_INTERNAL';
+        throw err;
+      }
+    };
+  const patch = (target) => {
+    for (const name of Object.getOwnPropertyNames(target)) {
+      if (name === 'constructor' || name === 'prototype') continue;
+      const d = Object.getOwnPropertyDescriptor(target, name);
+      if (!d.configurable) continue;
+      if (typeof d.value === 'function') {
+        Object.defineProperty(target, name, { ...d, value: wrap(d.value) });
+      } else if (typeof d.get === 'function') {
+        Object.defineProperty(target, name, { ...d, get: wrap(d.get), set: d.set && wrap(d.set) });
+      }
+    }
+  };
+  for (const value of Object.values(addon)) {
+    if (typeof value === 'function' && value.prototype && Object.getOwnPropertyNames(value.prototype).length > 1) {
+      patch(value.prototype);
+      patch(value);
+    }
+  }
+  return addon;
+}
 
 function loadNative() {
   const libc = process.platform === 'linux' ? '-gnu' : '';
