@@ -106,9 +106,15 @@ def main() -> int:
             # Each language's file starts with its own "## ..." heading; keep it one level down.
             body = ["#" + l if l.startswith("## ") else l for l in body]
             lines += [f"## {title}", ""] + body + [""]
+            extra = src / f"{lang}-idempotency.md"  # Rust's idempotency bench (core/benches)
+            if extra.exists():
+                lines += extra.read_text().strip().splitlines() + [""]
     (out / "results.md").write_text("\n".join(lines))
     summary = {"generated": now, "cpus": os.cpu_count(), "load_average": load}
     summary.update({lang: strip_samples(found[lang]) for lang, _ in LANGS if lang in found})
+    extra = src / "rust-idempotency.json"
+    if extra.exists():
+        summary["rust_idempotency"] = json.loads(extra.read_text())
     (out / "results.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     print(f"report: {met} of {total} targets met; wrote {out / 'results.md'} and {out / 'results.json'}")
     return 0

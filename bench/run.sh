@@ -12,6 +12,10 @@ mkdir -p "$work/npm-app"
 echo "== Rust (cargo bench -p seawall-bench --bench peers: seawall, failsafe-rs, recloser, a hand-written floor)"
 # Writes target/bench/rust.md and rust.json; SEAWALL_BENCH_SMOKE=1 makes it a < 1 s smoke run.
 cargo bench -q -p seawall-bench --bench peers
+echo
+echo "== Rust idempotency cache (cargo bench -p seawall --bench idempotency: memory store, fresh and replay)"
+# Writes target/bench/rust-idempotency.{md,json}.
+cargo bench -q -p seawall --bench idempotency
 
 echo
 echo "== Python (bench/python_overhead.py: seawall, pybreaker, circuitbreaker, purgatory, aiobreaker, Powertools, a pyo3 floor)"

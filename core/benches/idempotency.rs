@@ -5,6 +5,8 @@
 //! (nothing evicted: what eviction costs is the difference).
 //!
 //! Run: `cargo bench -p seawall --bench idempotency` (`SEAWALL_BENCH_SMOKE=1` for a quick pass).
+//! A full run also writes `target/bench/rust-idempotency.{md,json}`, which `bench/report.py`
+//! puts in bench/results.md beside the breaker's table.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -64,4 +66,34 @@ fn main() {
     println!("{:<40} {replay:>8.0} ns/call  (+{:.0} ns)", "replayed run", replay - bare);
     println!("{:<40} {fresh:>8.0} ns/call  (+{:.0} ns)", "fresh run (claim + complete)", fresh - bare);
     println!("{:<40} {fresh_roomy:>8.0} ns/call  (+{:.0} ns)", "fresh run, store with room (no eviction)", fresh_roomy - bare);
+    if !smoke {
+        write_report(n, &[
+            ("bare", "the work alone (builds the result)", bare),
+            ("replay", "`run` of a completed key: one claim that finds the record", replay),
+            ("fresh", "`run` of a new key: claim + complete, store full at 10,000 entries (each run evicts one)", fresh),
+            ("fresh, room", "the same in a store with room (nothing evicted)", fresh_roomy),
+        ]);
+    }
+}
+
+/// `target/bench/rust-idempotency.{md,json}`: ns per call, best of 5 batches, and the
+/// overhead over the bare work.
+fn write_report(n: usize, rows: &[(&str, &str, f64)]) {
+    let bare = rows[0].2;
+    let mut md = format!(
+        "### Rust: idempotency cache, memory store\n\n`cargo bench -p seawall --bench idempotency`: ns per call, best of 5 batches of {n} calls (no peer: the Rust peers have no idempotency cache).\n\n| variant | ns/call | overhead ns | notes |\n|---|---:|---:|---|\n"
+    );
+    let mut variants = Vec::new();
+    for (i, (name, note, ns)) in rows.iter().enumerate() {
+        let overhead = (i > 0).then(|| ns - bare);
+        let shown = overhead.map_or("—".to_owned(), |o| format!("+{o:.0}"));
+        md.push_str(&format!("| {name} | {ns:.0} | {shown} | {note} |\n"));
+        variants.push(serde_json::json!({"variant": name, "note": note, "best_ns": ns, "overhead_ns": overhead}));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    std::fs::write(dir.join("rust-idempotency.md"), md).expect("write the Markdown table");
+    let json = serde_json::json!({"scenario": "idempotency", "calls_per_batch": n, "variants": variants});
+    std::fs::write(dir.join("rust-idempotency.json"), serde_json::to_string_pretty(&json).unwrap() + "\n")
+        .expect("write the JSON");
 }

@@ -316,15 +316,25 @@ def test_wait_timeout_raises_in_progress_with_the_time_waited() -> None:
 
 def test_ctrl_c_interrupts_a_waiting_duplicate() -> None:
     cache = seawall.IdempotencyCache(wait_timeout=30.0)
-    cache.begin("k")
-    timer = threading.Timer(0.2, _thread.interrupt_main)
-    timer.start()
+    owner = cache.begin("k")
+
+    # Ctrl-C once the duplicate is waiting (a fixed delay could land before that on a loaded
+    # machine, where CPython may deliver it inside a finalizer, which swallows it).
+    def interrupt_when_waiting() -> None:
+        deadline = time.monotonic() + 10
+        while cache.waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt_when_waiting)
+    interrupter.start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         cache.run("k", lambda: 1)
     assert time.monotonic() - started < 5
-    timer.join()
+    interrupter.join()
     assert cache.waiting == 0
+    assert owner.kind == "execute"  # the owner's lease was never touched
 
 
 def test_release_hands_the_key_to_a_waiting_duplicate() -> None:
