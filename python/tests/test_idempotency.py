@@ -8,6 +8,7 @@ import _thread
 import asyncio
 import hashlib
 import json
+import signal
 import sys
 import threading
 import time
@@ -315,26 +316,33 @@ def test_wait_timeout_raises_in_progress_with_the_time_waited() -> None:
 
 
 def test_ctrl_c_interrupts_a_waiting_duplicate() -> None:
-    cache = seawall.IdempotencyCache(wait_timeout=30.0)
-    owner = cache.begin("k")
+    # A process started in the background by a non-interactive shell (a CI runner, nohup)
+    # inherits SIGINT as ignored, and interrupt_main() then does nothing: install Python's
+    # own handler for this test, as an interactive interpreter has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        cache = seawall.IdempotencyCache(wait_timeout=30.0)
+        owner = cache.begin("k")
 
-    # Ctrl-C once the duplicate is waiting (a fixed delay could land before that on a loaded
-    # machine, where CPython may deliver it inside a finalizer, which swallows it).
-    def interrupt_when_waiting() -> None:
-        deadline = time.monotonic() + 10
-        while cache.waiting == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        _thread.interrupt_main()
+        # Ctrl-C once the duplicate is waiting (a fixed delay could land before that on a
+        # loaded machine, where CPython may deliver it inside a finalizer, which swallows it).
+        def interrupt_when_waiting() -> None:
+            deadline = time.monotonic() + 10
+            while cache.waiting == 0 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            _thread.interrupt_main()
 
-    interrupter = threading.Thread(target=interrupt_when_waiting)
-    interrupter.start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        cache.run("k", lambda: 1)
-    assert time.monotonic() - started < 5
-    interrupter.join()
-    assert cache.waiting == 0
-    assert owner.kind == "execute"  # the owner's lease was never touched
+        interrupter = threading.Thread(target=interrupt_when_waiting)
+        interrupter.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            cache.run("k", lambda: 1)
+        assert time.monotonic() - started < 5
+        interrupter.join()
+        assert cache.waiting == 0
+        assert owner.kind == "execute"  # the owner's lease was never touched
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_release_hands_the_key_to_a_waiting_duplicate() -> None:
