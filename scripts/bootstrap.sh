@@ -18,22 +18,7 @@ if ((${#missing[@]})); then
   exit 1
 fi
 
-need_apt=()
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-[ -f /usr/include/cjson/cJSON.h ] || need_apt+=(libcjson-dev)
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
-if ((${#need_apt[@]})); then
-  if [ "$(id -u)" = 0 ]; then
-    echo "bootstrap: apt-get install ${need_apt[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  else
-    echo "bootstrap: please run: sudo apt-get install -y ${need_apt[*]}" >&2
-    exit 1
-  fi
-fi
+scripts/apt-ensure.sh bootstrap pkg-config libcjson-dev redis-server valgrind
 
 tools=target/tools
 if [ ! -x "$tools/bin/python" ]; then

@@ -37,22 +37,7 @@ case "${1:-}" in
   *) echo "usage: $0 [asan|valgrind]" >&2; exit 2 ;;
 esac
 
-need_apt=()
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-pkg-config --exists libcjson 2>/dev/null || need_apt+=(libcjson-dev)
-command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-if ((${#need_apt[@]})); then
-  if [ "$(id -u)" = 0 ]; then
-    echo "test-c-sanitize: installing ${need_apt[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  else
-    echo "test-c-sanitize: missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
-    exit 1
-  fi
-fi
+scripts/apt-ensure.sh test-c-sanitize pkg-config libcjson-dev valgrind redis-server
 
 temp_dirs=()
 cleanup() { if ((${#temp_dirs[@]})); then rm -rf "${temp_dirs[@]}"; fi; }

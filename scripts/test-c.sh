@@ -41,20 +41,7 @@ if [ "${1:-}" = "--bless" ]; then
 fi
 
 # Build and test tools: pkg-config and cJSON (the conformance runner parses JSON with it).
-need_apt=()
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-pkg-config --exists libcjson 2>/dev/null || need_apt+=(libcjson-dev)
-if ((${#need_apt[@]})); then
-  if [ "$(id -u)" = 0 ]; then
-    echo "test-c: installing ${need_apt[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  else
-    echo "test-c: missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
-    exit 1
-  fi
-fi
+scripts/apt-ensure.sh test-c pkg-config libcjson-dev
 
 echo "--- cargo build --release -p seawall-ffi"
 cargo build --release -p seawall-ffi
