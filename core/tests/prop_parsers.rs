@@ -109,19 +109,10 @@ fn check_set_error(e: &ConfigError, s: Style, name: &str, known: &[&str], canoni
 // ---------------------------------------------------------------------------------------
 
 const BREAKER_NAMES: &[&str] = seawall::breaker::OPTION_NAMES;
-const IDEM_NAMES: &[&str] = &[
-    "name",
-    "ttl",
-    "lease",
-    "lease_duration",
-    "on_duplicate",
-    "wait_timeout",
-    "cache_errors",
-    "max_result_bytes",
-    "on_store_error",
-    "max_entries",
-    "max_bytes",
-];
+
+fn idem_names() -> &'static [&'static str] {
+    prop_support::oracles::idem_names()
+}
 
 proptest! {
     #![proptest_config(prop_support::config(SHORT, LONG))]
@@ -160,12 +151,12 @@ proptest! {
     #[test]
     fn idempotency_config_set_never_panics_and_names_the_field(
         s in style(),
-        options in prop::collection::vec((name(IDEM_NAMES), value()), 1..8),
+        options in prop::collection::vec((name(idem_names()), value()), 1..8),
     ) {
         let mut c = IdempotencyConfig::with_style(s).with_clock(ManualClock::shared());
         for (n, v) in &options {
             if let Err(e) = c.set(n, v.clone()) {
-                check_set_error(&e, s, n, IDEM_NAMES, None)?;
+                check_set_error(&e, s, n, idem_names(), None)?;
             }
         }
         match c.validate() {
@@ -174,7 +165,7 @@ proptest! {
                 prop_assert!(cache.is_ok(), "validated config refused at build: {:?}", cache.err());
             }
             Err(e) => {
-                let named = IDEM_NAMES.iter().any(|f| s.field(f) == e.field);
+                let named = idem_names().iter().any(|f| s.field(f) == e.field);
                 prop_assert!(named, "validate names an option: {:?}", e);
                 prop_assert!(IdempotencyCache::new(c).is_err());
             }

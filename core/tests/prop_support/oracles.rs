@@ -73,19 +73,14 @@ pub fn check_record_bytes(bytes: &[u8]) {
 }
 
 const BREAKER_NAMES: &[&str] = seawall::breaker::OPTION_NAMES;
-const IDEM_NAMES: &[&str] = &[
-    "name",
-    "ttl",
-    "lease",
-    "lease_duration",
-    "on_duplicate",
-    "wait_timeout",
-    "cache_errors",
-    "max_result_bytes",
-    "on_store_error",
-    "max_entries",
-    "max_bytes",
-];
+/// The core's own list (so a new option is fuzzed the day it lands), plus the one alias.
+const IDEM_ALIASES: &[&str] = &["lease_duration"];
+
+/// Every name `IdempotencyConfig::set` accepts, canonical spelling.
+pub fn idem_names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| seawall::idempotency::OPTION_NAMES.iter().chain(IDEM_ALIASES).copied().collect())
+}
 
 struct Reader<'a>(&'a [u8]);
 
@@ -141,7 +136,7 @@ pub fn check_config_bytes(bytes: &[u8]) {
         unit: if first & 2 == 0 { DurationUnit::Millis } else { DurationUnit::Seconds },
     };
     let breaker = first & 4 == 0;
-    let known = if breaker { BREAKER_NAMES } else { IDEM_NAMES };
+    let known = if breaker { BREAKER_NAMES } else { idem_names() };
     let mut b = BreakerConfig::with_style(s).with_clock(ManualClock::shared());
     let mut c = IdempotencyConfig::with_style(s).with_clock(ManualClock::shared());
     for _ in 0..12 {
