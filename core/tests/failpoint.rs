@@ -19,13 +19,13 @@ fn every_site_panics_once_and_leaves_its_object_usable() {
     let mut c = BreakerConfig::default().with_clock(clock.clone());
     c.consecutive_failures = Some(2);
     let b = CircuitBreaker::new(c).unwrap();
-    b.try_acquire_shared().unwrap().record(Outcome::Failure, Duration::ZERO);
+    b.try_acquire_shared().unwrap().record(Outcome::Failure, Duration::ZERO).unwrap();
     failpoint::arm("breaker.trip").unwrap();
     let p = b.try_acquire_shared().unwrap();
     assert!(catch_unwind(AssertUnwindSafe(|| p.record(Outcome::Failure, Duration::ZERO))).is_err());
     assert_eq!(b.state(), State::Closed, "the panic left the breaker closed");
     assert_eq!(b.snapshot().failures, 2, "the failure was counted");
-    b.try_acquire_shared().unwrap().record(Outcome::Failure, Duration::ZERO);
+    b.try_acquire_shared().unwrap().record(Outcome::Failure, Duration::ZERO).unwrap();
     assert_eq!(b.state(), State::Open, "the next failure trips it: the lock was released");
 
     // idempotency.begin: nothing is claimed.

@@ -13,10 +13,12 @@
 //! progress and letting a duplicate run it again.
 //!
 //! Keys are spread over 16 shards, each behind its own short-held mutex (a hash lookup and
-//! a few pointer moves); no user code or subscriber ever runs under one. Eviction is rare
-//! and global: it takes one eviction mutex and looks at each shard's candidates (earliest
-//! expiry, LRU tail) to pick the globally first victim, so the order is exact whatever the
-//! sharding. Recency comes from one global stamp counter, fencing tokens from one global
+//! a few pointer moves); no user code or subscriber ever runs under one. Eviction is
+//! global: it takes one eviction mutex and picks the globally first victim, so the order is
+//! exact whatever the sharding. To do that without locking all 16 shards per eviction (a
+//! full store evicts on every new key), each shard publishes its own first candidate
+//! (earliest expiry, LRU tail) in atomics, rewritten under its lock whenever the lock is
+//! released; the evictor compares those and locks only the winning shard. Recency comes from one global stamp counter, fencing tokens from one global
 //! token counter (so tokens strictly increase per key even after eviction, with no per-key
 //! state left behind).
 //!
@@ -41,12 +43,13 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lru::LruCache;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::{Claim, Peek, Store, StoreEvent, StoreListener, SubscriptionId};
 use crate::clock::{nanos, SharedClock, SystemClock};
@@ -194,6 +197,75 @@ impl Shard {
     }
 }
 
+/// A shard and its published first eviction candidates: what [`MemoryStore::pick_victim`]
+/// compares without taking the shard's lock. `NONE` when the shard has no such entry.
+#[repr(align(64))]
+struct ShardCell {
+    shard: Mutex<Shard>,
+    /// `(expires, seq)` of the shard's earliest-expiring entry (lease or result).
+    first_expiry: AtomicU64,
+    first_expiry_seq: AtomicU64,
+    /// The recency stamp of the shard's least recently used result.
+    lru_stamp: AtomicU64,
+}
+
+const NONE: u64 = u64::MAX;
+
+impl ShardCell {
+    fn new() -> Self {
+        Self {
+            shard: Mutex::new(Shard::new()),
+            first_expiry: AtomicU64::new(NONE),
+            first_expiry_seq: AtomicU64::new(NONE),
+            lru_stamp: AtomicU64::new(NONE),
+        }
+    }
+
+    fn lock(&self) -> ShardGuard<'_> {
+        ShardGuard { cell: self, shard: self.shard.lock() }
+    }
+
+    /// The rank of this shard's first victim at `now`, as published.
+    fn published_rank(&self, now: u64) -> Option<(u8, u64, u64)> {
+        let exp = self.first_expiry.load(Acquire);
+        if exp <= now {
+            return Some((0, exp, self.first_expiry_seq.load(Acquire)));
+        }
+        let stamp = self.lru_stamp.load(Acquire);
+        (stamp != NONE).then_some((1, stamp, 0))
+    }
+}
+
+/// A locked shard that republishes its first candidates when released, so the published
+/// values are those of the last unlock (a shard changes only under its lock).
+struct ShardGuard<'a> {
+    cell: &'a ShardCell,
+    shard: MutexGuard<'a, Shard>,
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let (exp, seq) = self.shard.expiry.first_key_value().map_or((NONE, NONE), |(k, _)| *k);
+        let stamp = self.shard.records.peek_lru().map_or(NONE, |(_, r)| r.stamp);
+        self.cell.first_expiry_seq.store(seq, Release);
+        self.cell.first_expiry.store(exp, Release);
+        self.cell.lru_stamp.store(stamp, Release);
+    }
+}
+
 /// Which entry to evict, and its rank (lower goes first).
 struct Victim {
     shard: usize,
@@ -205,7 +277,7 @@ struct Victim {
 /// The in-process [`Store`]: bounded by entries and bytes, evicting expired entries first,
 /// then least-recently-used results, never a live lease.
 pub struct MemoryStore {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[ShardCell]>,
     hasher: RandomState,
     clock: SharedClock,
     max_entries: u64,
@@ -241,7 +313,7 @@ impl MemoryStore {
     pub fn new(config: MemoryStoreConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            shards: (0..SHARDS).map(|_| ShardCell::new()).collect(),
             hasher: RandomState::new(),
             clock: config.clock,
             max_entries: config.max_entries,
@@ -338,32 +410,55 @@ impl MemoryStore {
     }
 
     /// The globally first victim: the earliest-expiring expired entry, else the least
-    /// recently used result.
+    /// recently used result. The shards' published candidates name the shard that holds
+    /// it, and only that one is locked; when its own candidate is not the one published
+    /// (`protect`, or a change since), every shard is looked at under its lock.
     fn pick_victim(&self, now: u64, protect: Option<&str>) -> Option<Victim> {
-        let mut best: Option<Victim> = None;
-        for (i, shard) in self.shards.iter().enumerate() {
-            let s = shard.lock();
-            let expired = s
-                .expiry
-                .iter()
-                .take_while(|((exp, _), _)| *exp <= now)
-                .find(|(_, k)| Some(&***k) != protect)
-                .map(|((exp, seq), k)| (k, *seq, (0, *exp, *seq)));
-            let candidate = expired.or_else(|| s.records.peek_lru().map(|(k, r)| (k, r.seq, (1, r.stamp, r.seq))));
-            // The key is cloned only for a new best (a few times per scan, not once a shard).
-            if let Some((key, seq, rank)) = candidate {
-                if best.as_ref().is_none_or(|b| rank < b.rank) {
-                    best = Some(Victim { shard: i, key: Arc::clone(key), seq, rank });
+        let mut first: Option<(usize, (u8, u64, u64))> = None;
+        for (i, cell) in self.shards.iter().enumerate() {
+            if let Some(rank) = cell.published_rank(now) {
+                if first.is_none_or(|(_, r)| rank < r) {
+                    first = Some((i, rank));
                 }
             }
         }
-        best
+        let (i, published) = first?;
+        match self.candidate(i, now, protect) {
+            Some(v) if (v.rank.0, v.rank.1) == (published.0, published.1) => Some(v),
+            _ => self.scan_for_victim(now, protect),
+        }
+    }
+
+    /// The first victim of shard `i`.
+    fn candidate(&self, i: usize, now: u64, protect: Option<&str>) -> Option<Victim> {
+        let s = self.shards[i].lock();
+        let expired = s
+            .expiry
+            .iter()
+            .take_while(|((exp, _), _)| *exp <= now)
+            .find(|(_, k)| Some(&***k) != protect)
+            .map(|((exp, seq), k)| (k, *seq, (0, *exp, *seq)));
+        let candidate = expired.or_else(|| s.records.peek_lru().map(|(k, r)| (k, r.seq, (1, r.stamp, r.seq))));
+        candidate.map(|(key, seq, rank)| Victim { shard: i, key: Arc::clone(key), seq, rank })
+    }
+
+    /// The first victim over every shard, each looked at under its lock.
+    #[cold]
+    fn scan_for_victim(&self, now: u64, protect: Option<&str>) -> Option<Victim> {
+        (0..self.shards.len()).filter_map(|i| self.candidate(i, now, protect)).min_by_key(|v| v.rank)
     }
 
     fn evict(&self, v: Victim) {
         let mut s = self.shards[v.shard].lock();
         let key = &*v.key;
-        let removed = if s.leases.get(key).is_some_and(|h| h.seq == v.seq) {
+        // The usual victim is the shard's least recently used result: taken from the end of
+        // the list, without hashing the key.
+        let removed = if s.records.peek_lru().is_some_and(|(k, r)| r.seq == v.seq && **k == *key) {
+            let (_, r) = s.records.pop_lru().expect("peeked under the lock");
+            s.expiry.remove(&(r.expires, r.seq));
+            self.free(1, r.size);
+            true
+        } else if s.leases.get(key).is_some_and(|h| h.seq == v.seq) {
             self.remove_lease(&mut s, key);
             true
         } else if s.records.peek(key).is_some_and(|r| r.seq == v.seq) {
@@ -702,6 +797,72 @@ mod tests {
         assert!(matches!(s.claim("k", &FP, LEASE).unwrap(), Claim::InProgress { expires_in, .. } if expires_in == Duration::from_secs(10)));
         clock.advance(Duration::from_secs(10));
         assert!(matches!(s.claim("k", &FP, LEASE).unwrap(), Claim::Acquired { took_over: true, .. }));
+    }
+
+    /// Eviction order is exact across the 16 shards (the evictor reads the shards'
+    /// published candidates and locks one): random puts with mixed TTLs, replays and clock
+    /// steps, against a plain model of the rule (expired first by `(expiry, seq)`, then the
+    /// least recently used); after every step the same keys are present.
+    #[test]
+    fn eviction_order_is_exact_across_shards() {
+        use std::collections::BTreeMap as Model;
+        const CAP: u64 = 40;
+        for seed in 1..=20u64 {
+            let (s, clock) = store(CAP, 1 << 40);
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            // key -> (expires, seq, stamp), in the store's units (ns, one global counter)
+            let mut model: Model<String, (u64, u64, u64)> = Model::new();
+            let (mut counter, mut now, mut fresh) = (0u64, 0u64, 0u64);
+            for step in 0..600 {
+                match next() % 8 {
+                    0..=3 => {
+                        fresh += 1;
+                        let key = format!("k{fresh}");
+                        let ttl = [50u64, 120, 1000][(next() % 3) as usize] * 1_000_000;
+                        if model.len() as u64 == CAP {
+                            let expired = model.iter().filter(|(_, e)| e.0 <= now).min_by_key(|(_, e)| (e.0, e.1));
+                            let victim = expired.or_else(|| model.iter().min_by_key(|(_, e)| e.2)).map(|(k, _)| k.clone());
+                            model.remove(&victim.expect("a full store has a victim"));
+                        }
+                        counter += 2; // the lease's seq, then the result's
+                        model.insert(key.clone(), (now + ttl, counter, counter));
+                        let t = acquire(&s, &key);
+                        s.complete(&key, t, Output::new(&b"v"[..], ""), Duration::from_nanos(ttl)).unwrap();
+                    }
+                    4 | 5 => {
+                        let live: Vec<String> = model.iter().filter(|(_, e)| now < e.0).map(|(k, _)| k.clone()).collect();
+                        if let Some(k) = live.get((next() % (live.len() as u64).max(1)) as usize) {
+                            counter += 1;
+                            model.get_mut(k).unwrap().2 = counter;
+                            assert!(matches!(s.claim(k, &FP, LEASE).unwrap(), Claim::Completed(_)), "seed {seed} step {step}");
+                        }
+                    }
+                    _ => {
+                        let d = [1u64, 10, 40][(next() % 3) as usize] * 1_000_000;
+                        now += d;
+                        clock.advance(Duration::from_nanos(d));
+                    }
+                }
+                assert_eq!(s.stats().entries, model.len() as u64, "seed {seed} step {step}");
+                for (k, e) in &model {
+                    let want = if now < e.0 { "completed" } else { "absent" };
+                    assert_eq!(s.peek(k).unwrap().state(), want, "seed {seed} step {step} key {k}");
+                }
+                for k in 1..=fresh {
+                    let k = format!("k{k}");
+                    if !model.contains_key(&k) {
+                        assert_eq!(s.peek(&k).unwrap(), Peek::Absent, "seed {seed} step {step}: {k} was evicted");
+                    }
+                }
+            }
+            assert!(s.stats().evictions > 100, "seed {seed}: the run evicts");
+        }
     }
 
     #[test]
