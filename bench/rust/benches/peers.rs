@@ -524,6 +524,10 @@ fn run_threads(threads: usize, n: u64, body: &(dyn Fn(u64) + Sync)) -> (f64, boo
         let hs: Vec<_> = (0..threads)
             .map(|_| {
                 sc.spawn(|| {
+                    // One call before the clock starts: a thread's first call may set up
+                    // per-thread state once (seawall claims the thread's counter slot, under
+                    // a mutex the other new thread may hold), which is not a per-call cost.
+                    body(1);
                     barrier.wait();
                     let (t, cpu) = (Instant::now(), floor::thread_cpu());
                     body(n);
