@@ -226,7 +226,7 @@ function sfParameters(s, i) {
  * `{ error }` saying why the value is refused (empty, over 255 bytes, malformed).
  */
 function parseIdempotencyKey(value, options) {
-  const allowUnquoted = options !== undefined && options.allowUnquoted === true;
+  const allowUnquoted = checkOptions(options, ['allowUnquoted'], 'parseIdempotencyKey()').allowUnquoted === true;
   if (typeof value !== 'string') return { error: 'the field is missing' };
   let i = 0;
   while (value[i] === ' ') i++;

@@ -120,6 +120,19 @@ function argumentError(message) {
   return err;
 }
 
+/**
+ * Refuses an option name `what` does not know (a misspelt `fingerprint` would otherwise be
+ * ignored silently), worded like the middlewares' and the core's unknown-option errors.
+ * `options` is an object already.
+ */
+function checkOptionNames(options, known, what) {
+  for (const name in options) {
+    if (Object.prototype.hasOwnProperty.call(options, name) && !known.includes(name)) {
+      throw optionError(name, options[name], `unknown option of ${what} (known: ${known.join(', ')})`);
+    }
+  }
+}
+
 function reportListenerError(name, err, event = 'stateChange', what = 'circuit breaker') {
   const detail = err && err.stack ? err.stack : String(err);
   process.emitWarning(`a '${event}' listener of ${what} '${name}' threw; ignored`, {
@@ -292,12 +305,15 @@ function clockArg(clock) {
   throw argumentError(`clock = <${typeOf(clock)}>: expected a ManualClock or a SystemClock`);
 }
 
-/** The clock of an `{ clock }` options argument. */
-function clockOption(options) {
+const CLOCK_OPTIONS = ['clock'];
+
+/** The clock of an `{ clock }` options argument of `what`. */
+function clockOption(options, what) {
   if (options === undefined) return undefined;
   if (options === null || typeof options !== 'object') {
     throw argumentError(`options must be an object, got ${typeOf(options)}`);
   }
+  checkOptionNames(options, CLOCK_OPTIONS, what);
   return clockArg(options.clock);
 }
 
@@ -328,13 +344,13 @@ class Deadline {
 
   /** The deadline `ms` milliseconds from now on `options.clock` (default: the system clock). */
   static after(ms, options) {
-    const clock = clockOption(options);
+    const clock = clockOption(options, 'Deadline.after()');
     return new Deadline(kCreate, opAfter(ms, clock), clock);
   }
 
   /** The deadline a `grpc-timeout` header value (`'250m'`, `'3S'`) gives, counted from now. */
   static fromGrpcTimeout(header, options) {
-    const clock = clockOption(options);
+    const clock = clockOption(options, 'Deadline.fromGrpcTimeout()');
     return new Deadline(kCreate, native.deadlineFromGrpcTimeout(header, clock), clock);
   }
 
@@ -746,6 +762,8 @@ function signalOption(signal) {
  * `'SEAWALL_TIMEOUT'`; or, when `options.signal` aborts first, aborts `signal` and rejects
  * with its reason.
  */
+const TIMEOUT_OPTIONS = ['signal', 'clock'];
+
 function timeout(ms, fn, options) {
   let signal;
   let clock;
@@ -757,6 +775,7 @@ function timeout(ms, fn, options) {
       if (options === null || typeof options !== 'object') {
         throw argumentError(`options must be an object, got ${typeOf(options)}`);
       }
+      checkOptionNames(options, TIMEOUT_OPTIONS, 'timeout()');
       signal = signalOption(options.signal);
       if (options.clock !== undefined) {
         clock = clockArg(options.clock);
@@ -1800,6 +1819,10 @@ class IdempotencyRecord {
    * it). `options.serializer` is used by `value()` (default: JSON, Buffers as bytes).
    */
   static decode(bytes, options) {
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw argumentError(`options must be an object, got ${typeOf(options)}`);
+    }
+    if (options !== undefined) checkOptionNames(options, ['serializer'], 'IdempotencyRecord.decode()');
     const s = options === undefined ? null : serializerOption(options.serializer);
     const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
     return new IdempotencyRecord(kInternal, native.NativeRecord.decode(view), s);
@@ -1924,6 +1947,9 @@ const kSubscribe = Symbol('seawall.subscribe');
 const CACHE_EVENTS = new Set(['replay', 'mismatch', 'inProgress', 'takeover', 'leaseLost']);
 let cacheRewatch; // (cache, on) => re-reads whether its events are watched
 let ctxFinish; // (ctx) => marks the run over; returns whether it was abandoned
+
+const RUN_OPTIONS = ['fingerprint'];
+const WRAP_OPTIONS = ['key', 'fingerprint'];
 
 /** What `fn` receives in `cache.run(key, fn)`. */
 class RunContext {
@@ -2129,6 +2155,7 @@ class IdempotencyCache extends EventEmitter {
         return Promise.reject(argumentError(`options must be an object, got ${typeOf(options)}`));
       }
       try {
+        checkOptionNames(options, RUN_OPTIONS, 'run()');
         fp = fingerprintPayload(options.fingerprint);
       } catch (err) {
         return Promise.reject(err);
@@ -2174,6 +2201,7 @@ class IdempotencyCache extends EventEmitter {
     if (options === null || typeof options !== 'object' || typeof options.key !== 'function') {
       throw argumentError('wrap(fn, options) needs options.key, a function of the arguments that returns the key');
     }
+    checkOptionNames(options, WRAP_OPTIONS, 'wrap()');
     const { key, fingerprint: fpOf } = options;
     if (fpOf !== undefined && typeof fpOf !== 'function') {
       throw argumentError('options.fingerprint must be a function of the arguments');
@@ -2446,6 +2474,7 @@ class IdempotencyCache extends EventEmitter {
       if (options === null || typeof options !== 'object') {
         throw argumentError(`options must be an object, got ${typeOf(options)}`);
       }
+      checkOptionNames(options, RUN_OPTIONS, 'begin()');
       fp = fingerprintPayload(options.fingerprint);
     }
     const r = this.#native.beginRaw(key, fp);
@@ -2855,6 +2884,7 @@ function observabilityHandler(registry, options = {}) {
   if (options === null || typeof options !== 'object') {
     throw argumentError(`options must be an object, got ${typeOf(options)}`);
   }
+  checkOptionNames(options, ['healthPath', 'metricsPath'], 'observability.handler()');
   const { healthPath = '/health', metricsPath = '/metrics' } = options;
   for (const [k, v] of [
     ['healthPath', healthPath],

@@ -166,6 +166,17 @@ const ROWS = [
   cfg('deadlines_header_space', () => express.deadlines({ timeoutHeader: 'a b' }), 'TypeError', 'timeoutHeader', '"a b"'),
   cfg('deadlines_unknown_option', () => express.deadlines({ bogus: 1 }), 'TypeError', 'bogus', 'unknown option'),
   cfg('deadline_fetch_number', () => express.deadlineFetch(5), 'TypeError', 'fetch', '5'),
+  // -- a misspelt option name is refused, never ignored ---------------------------------
+  cfg('deadline_after_unknown_option', () => Deadline.after(10, { clok: new ManualClock() }), 'TypeError', 'clok', '<object>', 'unknown option of Deadline.after() (known: clock)'),
+  cfg('deadline_grpc_unknown_option', () => Deadline.fromGrpcTimeout('1S', { bogus: 1 }), 'TypeError', 'bogus', '1', 'unknown option of Deadline.fromGrpcTimeout()'),
+  cfg('timeout_unknown_option', () => sw.timeout(10, async () => 1, { signl: 1 }), 'TypeError', 'signl', '1', 'unknown option of timeout() (known: signal, clock)'),
+  cfg('run_unknown_option', () => new IC().run('k', () => 1, { fingerprnt: { a: 1 } }), 'TypeError', 'fingerprnt', '<object>', 'unknown option of run() (known: fingerprint)'),
+  cfg('begin_unknown_option', () => new IC().begin('k', { fingerPrint: 'x' }), 'TypeError', 'fingerPrint', '"x"', 'unknown option of begin()'),
+  cfg('wrap_unknown_option', () => new IC().wrap(() => 1, { key: () => 'k', fingerprnt: 1 }), 'TypeError', 'fingerprnt', '1', 'unknown option of wrap() (known: key, fingerprint)'),
+  cfg('record_decode_unknown_option', () => sw.IdempotencyRecord.decode(Buffer.from('xx'), { serialiser: 1 }), 'TypeError', 'serialiser', '1', 'unknown option of IdempotencyRecord.decode()'),
+  inv('record_decode_options_number', () => sw.IdempotencyRecord.decode(Buffer.from('xx'), 5), 'TypeError', 'options must be an object, got number'),
+  cfg('observability_unknown_option', () => sw.observability.handler(new Registry(), { healthpath: '/h' }), 'TypeError', 'healthpath', '"/h"', 'unknown option of observability.handler()'),
+  cfg('parse_key_unknown_option', () => express.parseIdempotencyKey('"k"', { allowUnquotedKey: true }), 'TypeError', 'allowUnquotedKey', 'true', 'unknown option of parseIdempotencyKey() (known: allowUnquoted)'),
 ];
 
 async function outcome(call) {
