@@ -7,7 +7,7 @@ use std::time::Duration;
 use seawall::{CircuitBreaker, ListenerId, State};
 
 use crate::config::seawall_breaker_config;
-use crate::status::{arg, cstr, guard, put, put_box, seawall_status, to_cstring};
+use crate::status::{arg, cstr, free_boxed, guard, put, put_box, seawall_status, to_cstring};
 
 /// A breaker state. The numbers are stable; `seawall_state_name` spells them as every
 /// language does (`"closed"`, `"open"`, `"half_open"`, `"forced_open"`, `"disabled"`).
@@ -177,12 +177,7 @@ pub unsafe extern "C" fn seawall_breaker_new(
 /// `breaker` must be NULL or a live breaker that no other thread is using, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_breaker_free(breaker: *mut seawall_breaker) {
-    if !breaker.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(breaker));
-            Ok(())
-        });
-    }
+    free_boxed(breaker);
 }
 
 /// The breaker's name (empty when none was set); valid as long as the breaker handle.

@@ -15,7 +15,7 @@ use seawall::{CallbackId, CancelReason, CancelToken, Error, TimerGuard};
 
 use crate::deadline::seawall_deadline;
 use crate::events::UserData;
-use crate::status::{arg, cstr, guard, null, put, put_box, put_opt, seawall_status};
+use crate::status::{arg, cstr, free_boxed, guard, null, put, put_box, put_opt, seawall_status};
 
 /// Whether and why a token was cancelled. The numbers are stable;
 /// `seawall_cancel_reason_name` spells them as every language does.
@@ -387,12 +387,7 @@ pub unsafe extern "C" fn seawall_cancel_token_cancel_at(
 /// `timer` must be NULL or a live timer, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_timer_free(timer: *mut seawall_timer) {
-    if !timer.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(timer));
-            Ok(())
-        });
-    }
+    free_boxed(timer);
 }
 
 /// Frees a token. Its callbacks that have not run are removed (a run in progress on another
@@ -404,12 +399,7 @@ pub unsafe extern "C" fn seawall_timer_free(timer: *mut seawall_timer) {
 /// `token` must be NULL or a live token, not used afterwards (by any thread).
 #[no_mangle]
 pub unsafe extern "C" fn seawall_cancel_token_free(token: *mut seawall_cancel_token) {
-    if !token.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(token));
-            Ok(())
-        });
-    }
+    free_boxed(token);
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use seawall::{Error, ManualClock, SharedClock, SystemClock};
 
-use crate::status::{arg, guard, put, put_box, seawall_status};
+use crate::status::{arg, free_boxed, guard, put, put_box, seawall_status};
 
 /// A clock handle. Every primitive reads time from a clock given to it at construction
 /// (`seawall_breaker_config_set_clock`, `seawall_deadline_after_ms`); breakers and
@@ -124,10 +124,5 @@ pub unsafe extern "C" fn seawall_clock_now_ms(
 /// `clock` must be NULL or a live handle from `seawall_*_clock_new`, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_clock_free(clock: *mut seawall_clock) {
-    if !clock.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(clock));
-            Ok(())
-        });
-    }
+    free_boxed(clock);
 }

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use seawall::{BreakerConfig, ConfigValue, DurationUnit, Error, Naming, Style};
 
 use crate::clock::seawall_clock;
-use crate::status::{arg, guard, put_box, seawall_status, text};
+use crate::status::{arg, free_boxed, guard, put_box, seawall_status, text};
 
 /// A breaker configuration under construction: defaults (see SPEC.md), then one
 /// `seawall_breaker_config_set_*` call per option. Reusable: `seawall_breaker_new` copies it.
@@ -158,10 +158,5 @@ pub unsafe extern "C" fn seawall_breaker_config_set_clock(
 /// `config` must be NULL or a live configuration, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_breaker_config_free(config: *mut seawall_breaker_config) {
-    if !config.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(config));
-            Ok(())
-        });
-    }
+    free_boxed(config);
 }

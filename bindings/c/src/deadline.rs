@@ -9,7 +9,7 @@ use seawall::deadline::{duration_arg_styled, format_grpc_timeout, parse_grpc_tim
 use seawall::{ConfigValue, Deadline, DurationUnit, Error, Naming, Style};
 
 use crate::clock::{millis_floor, seawall_clock};
-use crate::status::{arg, guard, null, put, put_box, seawall_status, text};
+use crate::status::{arg, free_boxed, guard, null, put, put_box, seawall_status, text};
 
 /// The size of a buffer that always holds a `grpc-timeout` value: at most 8 digits, one
 /// unit letter and the terminating NUL.
@@ -274,10 +274,5 @@ pub unsafe extern "C" fn seawall_grpc_timeout_format_ms(
 /// `deadline` must be NULL or a live deadline, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_deadline_free(deadline: *mut seawall_deadline) {
-    if !deadline.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(deadline));
-            Ok(())
-        });
-    }
+    free_boxed(deadline);
 }

@@ -18,7 +18,7 @@ use crate::config::C_STYLE;
 use crate::events::UserData;
 use crate::record::{boxed_record, seawall_idem_record};
 use crate::status::{
-    arg, cstr, guard, null, put, put_box, put_opt, seawall_status, text, to_cstring,
+    arg, cstr, free_boxed, guard, null, put, put_box, put_opt, seawall_status, text, to_cstring,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -177,12 +177,7 @@ pub unsafe extern "C" fn seawall_idem_config_set_clock(
 /// `config` must be NULL or a live configuration, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_idem_config_free(config: *mut seawall_idem_config) {
-    if !config.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(config));
-            Ok(())
-        });
-    }
+    free_boxed(config);
 }
 
 /// An idempotency cache: runs an operation once per key and hands every duplicate the
@@ -229,12 +224,7 @@ pub unsafe extern "C" fn seawall_idem_cache_new(
 /// `cache` must be NULL or a live cache that no other thread is using, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_idem_cache_free(cache: *mut seawall_idem_cache) {
-    if !cache.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(cache));
-            Ok(())
-        });
-    }
+    free_boxed(cache);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -590,12 +580,7 @@ pub unsafe extern "C" fn seawall_idem_lease_get_info(
 /// `lease` must be NULL or a live lease, not used afterwards (by any thread).
 #[no_mangle]
 pub unsafe extern "C" fn seawall_idem_lease_free(lease: *mut seawall_idem_lease) {
-    if !lease.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(lease));
-            Ok(())
-        });
-    }
+    free_boxed(lease);
 }
 
 /// One metadata pair of an output (e.g. an HTTP status or header). Both NUL-terminated UTF-8.
@@ -1013,12 +998,7 @@ pub unsafe extern "C" fn seawall_idem_waiter_on_done(
 /// `waiter` must be NULL or a live waiter, not used afterwards (by any thread).
 #[no_mangle]
 pub unsafe extern "C" fn seawall_idem_waiter_free(waiter: *mut seawall_idem_waiter) {
-    if !waiter.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(waiter));
-            Ok(())
-        });
-    }
+    free_boxed(waiter);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use seawall::{Error, Record};
 
-use crate::status::{arg, guard, null, put, put_box, put_opt, seawall_status};
+use crate::status::{arg, free_boxed, guard, null, put, put_box, put_opt, seawall_status};
 
 /// A completed result: the bytes the operation produced, its content type, ordered
 /// metadata pairs, an error flag (`cache_errors`), the fencing token of the lease that
@@ -221,12 +221,7 @@ pub unsafe extern "C" fn seawall_idem_record_get_info(
 /// `record` must be NULL or a live record, not used afterwards (by any thread).
 #[no_mangle]
 pub unsafe extern "C" fn seawall_idem_record_free(record: *mut seawall_idem_record) {
-    if !record.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(record));
-            Ok(())
-        });
-    }
+    free_boxed(record);
 }
 
 /// Bytes owned by the library (e.g. an encoded record). Read `len` bytes at `data`; free

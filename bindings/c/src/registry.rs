@@ -15,7 +15,7 @@ use crate::clock::{seawall_clock, system_clock};
 use crate::config::{seawall_breaker_config, C_STYLE};
 use crate::events::UserData;
 use crate::idempotency::{seawall_idem_cache, seawall_idem_config};
-use crate::status::{arg, cstr, guard, null, put, put_box, put_opt, seawall_status, text};
+use crate::status::{arg, cstr, free_boxed, guard, null, put, put_box, put_opt, seawall_status, text};
 
 /// Named breakers and health checks, reported together. Every function on it may be
 /// called from any thread at the same time. Free it with `seawall_registry_free`.
@@ -68,12 +68,7 @@ pub unsafe extern "C" fn seawall_registry_new(
 /// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_registry_free(registry: *mut seawall_registry) {
-    if !registry.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(registry));
-            Ok(())
-        });
-    }
+    free_boxed(registry);
 }
 
 /// Gets the breaker named `name`, or creates it from `config` (copied; NULL: every

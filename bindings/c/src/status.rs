@@ -180,6 +180,21 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> seawall_status 
     status
 }
 
+/// Frees a handle made by `Box::into_raw` (every `seawall_*_free`): NULL does nothing, and
+/// a panic in a destructor is contained (reported by `seawall_last_error`), never unwound
+/// into C.
+///
+/// # Safety
+/// `p` is NULL or came from `Box::into_raw` and is not used afterwards.
+pub(crate) unsafe fn free_boxed<T>(p: *mut T) {
+    if !p.is_null() {
+        let _ = guard(|| {
+            drop(Box::from_raw(p));
+            Ok(())
+        });
+    }
+}
+
 /// Like [`guard`], for the few functions that return a pointer instead of a status: a panic
 /// returns `fallback`.
 pub(crate) fn guard_ptr(

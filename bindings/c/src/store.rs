@@ -14,7 +14,7 @@ use seawall::{ConfigValue, Error};
 
 use crate::config::C_STYLE;
 use crate::idempotency::seawall_idem_config;
-use crate::status::{arg, guard, null, put, put_box, seawall_status, text};
+use crate::status::{arg, free_boxed, guard, null, put, put_box, seawall_status, text};
 
 /// Options of a Redis store under construction (see docs/redis.md): `url` (default
 /// `redis://127.0.0.1:6379/0`), `prefix` (default `seawall:idem:`), and the durations in
@@ -90,12 +90,7 @@ pub unsafe extern "C" fn seawall_redis_config_set_double(
 /// `config` must be NULL or a live configuration, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_redis_config_free(config: *mut seawall_redis_config) {
-    if !config.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(config));
-            Ok(())
-        });
-    }
+    free_boxed(config);
 }
 
 /// Builds a Redis store from a configuration (copied). It connects on first use, so a
@@ -142,12 +137,7 @@ pub unsafe extern "C" fn seawall_redis_store_ping(store: *const seawall_redis_st
 /// `store` must be NULL or a live store, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn seawall_redis_store_free(store: *mut seawall_redis_store) {
-    if !store.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(store));
-            Ok(())
-        });
-    }
+    free_boxed(store);
 }
 
 /// Makes caches built from `config` keep their keys in `store` instead of a memory store
