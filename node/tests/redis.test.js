@@ -6,24 +6,12 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
-const { spawn } = require('node:child_process');
+const { freePort, startRedis } = require('./support/redis.js');
 
 const { IdempotencyCache, ManualClock, RedisStore, Registry } = require('seawall');
 
 const tick = () => new Promise((r) => setImmediate(r));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 let server;
 let url;
@@ -31,29 +19,12 @@ let prefixes = 0;
 const prefix = () => `seawall-node-test:${process.pid}:${++prefixes}:`;
 
 test.before(async () => {
-  const port = await freePort();
-  url = `redis://127.0.0.1:${port}/0`;
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let spawnError;
-  server.on('error', (err) => (spawnError = err));
-  const probe = new RedisStore({ url, connectTimeout: 200, reconnectDelay: 10, reconnectMaxDelay: 20 });
-  const started = Date.now();
-  for (;;) {
-    if (spawnError) throw new Error(`cannot start redis-server (install it: scripts/bootstrap.sh): ${spawnError.message}`);
-    try {
-      await probe.ping();
-      return;
-    } catch (err) {
-      if (Date.now() - started > 10_000) throw new Error(`redis-server did not answer on ${url}: ${err.message}`);
-      await sleep(50);
-    }
-  }
+  server = await startRedis();
+  url = server.url;
 });
 
 test.after(() => {
-  if (server) server.kill('SIGKILL');
+  if (server) server.stop();
 });
 
 test('RedisStore: options through the core, ping, stats', async () => {
