@@ -102,11 +102,12 @@ fn records_are_stored_in_the_versioned_format_with_the_servers_time() {
         let counter: u64 = conn.get(&names.counter).unwrap();
         assert_eq!(counter, token);
 
-        // A lease is a 64-byte "SWL" entry with the same header layout.
+        // A lease is a 64-byte "SWL" header with the record's layout, written twice.
         let (t2, _) = acquired(s.claim("order-2", &FP, Duration::from_millis(1500)).unwrap());
         let raw: Vec<u8> = conn.get(s.key_names("order-2").entry).unwrap();
-        assert_eq!(raw.len(), 64);
-        assert_eq!(&raw[..4], b"SWL\x01");
+        assert_eq!(raw.len(), 128);
+        assert_eq!(raw[..64], raw[64..], "the two copies");
+        assert_eq!(&raw[..4], b"SWL\x02");
         assert_eq!(u64::from_be_bytes(raw[8..16].try_into().unwrap()), t2);
         let (claimed, expires) =
             (u64::from_be_bytes(raw[16..24].try_into().unwrap()), u64::from_be_bytes(raw[24..32].try_into().unwrap()));
@@ -862,6 +863,77 @@ fn records_carry_their_checksums_through_the_scripts_and_corrupted_ones_are_refu
         let _: () = redis::cmd("SET").arg(&entry).arg(&v1).arg("KEEPTTL").query(&mut conn).unwrap();
         let e = s.claim("flip", &fp, Duration::from_secs(30)).unwrap_err();
         assert!(e.to_string().contains("holds a seawall record of format version 1; this build reads"), "{e}");
+    });
+}
+
+/// A lease is stored twice over; a corrupted one (any single-bit flip, a truncation, a
+/// lease of format version 1) is refused by every script with `StoreUnavailable`: never
+/// taken over early by a duplicate (a flip in its expiry could otherwise free the key while
+/// the owner still runs), never completed, renewed or released, never overwritten.
+#[test]
+fn corrupted_leases_are_refused_never_taken_over() {
+    bounded(Duration::from_secs(60), || {
+        let server = RedisServer::start();
+        let s = store(&server.url());
+        let mut conn = server.conn();
+        let fp = Fingerprint::of(b"lease");
+        let (token, _) = acquired(s.claim("held", &fp, Duration::from_secs(3600)).unwrap());
+        let entry = s.key_names("held").entry;
+        let good: Vec<u8> = conn.get(&entry).unwrap();
+        assert_eq!(good.len(), 128);
+        let refused = |r: Result<Claim, seawall::Error>, what: &str| match r {
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::StoreUnavailable, "{what}: {e}");
+                let m = e.to_string();
+                assert!(
+                    m.contains("is corrupted (its two copies differ)") || m.contains("format version")
+                        || m.contains("does not hold a seawall entry") || m.contains("is corrupted (its header"),
+                    "{what}: {m}"
+                );
+            }
+            Ok(c) => panic!("{what}: a corrupted lease gave {c:?}"),
+        };
+        let put = |conn: &mut redis::Connection, bytes: &[u8]| {
+            let _: () = redis::cmd("SET").arg(&entry).arg(bytes).arg("KEEPTTL").query(conn).unwrap();
+        };
+        for at in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[at] ^= 1 << bit;
+                put(&mut conn, &bad);
+                let what = format!("bit {bit} at offset {at}");
+                refused(s.claim("held", &fp, Duration::from_secs(30)), &what);
+                refused(s.claim("held", &FP, Duration::from_secs(30)), &format!("{what}, another payload"));
+                assert_eq!(s.peek("held").unwrap_err().code(), ErrorCode::StoreUnavailable, "{what}");
+            }
+        }
+        // An expiry corrupted into the past, in one copy or in both: never taken over.
+        let expires = u64::from_be_bytes(good[24..32].try_into().unwrap());
+        let bit = 63 - expires.leading_zeros() as usize;
+        let mut past = good.clone();
+        past[31 - bit / 8] ^= 1 << (bit % 8);
+        assert!(u64::from_be_bytes(past[24..32].try_into().unwrap()) < server_ms(&mut conn));
+        put(&mut conn, &past);
+        refused(s.claim("held", &fp, Duration::from_secs(30)), "expiry in the past");
+        let e = s.complete("held", token, Output::new(&b"r"[..], "t"), Duration::from_secs(60)).unwrap_err();
+        assert!(e.to_string().contains("is corrupted (its two copies differ)") && e.to_string().contains("held"), "{e}");
+        assert_eq!(s.renew("held", token, Duration::from_secs(30)).unwrap_err().code(), ErrorCode::StoreUnavailable);
+        assert_eq!(s.release("held", token).unwrap_err().code(), ErrorCode::StoreUnavailable);
+        let left: Vec<u8> = conn.get(&entry).unwrap();
+        assert_eq!(left, past, "a corrupted lease is never overwritten");
+        // Truncated (the header alone), and a version 1 lease: refused by name.
+        put(&mut conn, &good[..64]);
+        refused(s.claim("held", &fp, Duration::from_secs(30)), "the first copy alone");
+        let mut v1 = good[..64].to_vec();
+        v1[3] = 1;
+        put(&mut conn, &v1);
+        let e = s.claim("held", &fp, Duration::from_secs(30)).unwrap_err();
+        assert!(e.to_string().contains("holds a seawall lease of format version 1; this build reads"), "{e}");
+        // Put back, the owner completes and the result replays.
+        put(&mut conn, &good);
+        assert!(matches!(s.claim("held", &fp, Duration::from_secs(30)).unwrap(), Claim::InProgress { .. }));
+        let record = s.complete("held", token, Output::new(&b"r"[..], "t"), Duration::from_secs(60)).unwrap();
+        assert_eq!(s.claim("held", &fp, Duration::from_secs(30)).unwrap(), Claim::Completed(record));
     });
 }
 

@@ -11,7 +11,8 @@
 //! Keys (`docs/redis.md` has the full layout): for an idempotency key `k` under the prefix
 //! `seawall:idem:`, with `h` the first 4 bytes of SHA-256(`k`) in hex,
 //!
-//! - `seawall:idem:{h}:e:k` — the entry: a lease (`SWL` + token, times, fingerprint) or the
+//! - `seawall:idem:{h}:e:k` — the entry: a lease (`SWL` + token, times, fingerprint, written
+//!   twice so that the scripts refuse a corrupted one instead of taking it over early) or the
 //!   completed record in seawall's versioned record format (`Record::encode`), so a record
 //!   written by a Python service replays in a Node service. The complete script stamps the
 //!   token, times and fingerprint into the record's header and writes the header's CRC-32C

@@ -36,5 +36,5 @@ if token >= 9007199254740992 then
 end
 local px = lease + grace
 redis.call('SET', KEYS[2], int(token), 'PX', int(math.max(px, redis.call('PTTL', KEYS[2]))))
-redis.call('SET', KEYS[1], 'SWL\1\0\0\0\0' .. be64(token) .. be64(now) .. be64(now + lease) .. fp, 'PX', int(px))
+redis.call('SET', KEYS[1], lease_bytes('SWL\2\0\0\0\0' .. be64(token) .. be64(now) .. be64(now + lease) .. fp), 'PX', int(px))
 return {0, token, lease, took_over}

@@ -2,13 +2,16 @@
 --
 -- An entry (KEYS[1]) is a Redis string of one of two kinds, both with the same fixed
 -- 64-byte header so a script reads them alike (offsets below are Lua's, 1-based):
---   lease  "SWL" 01 00 000000 | token u64 @9 | claimed_ms u64 @17 | expires_ms u64 @25 | fingerprint @33..64
+--   lease  "SWL" 02 00 000000 | token u64 @9 | claimed_ms u64 @17 | expires_ms u64 @25 | fingerprint @33..64
+--          | the same 64 bytes again (@65..128)
 --   record "SWR" 02 flags 000000 | token @9 | created_ms @17 | expires_ms @25 | fingerprint @33..64 | body...
 --          | CRC-32C of the body (bytes 1..8 and 65..#e-8) | CRC-32C of the header (1..64)
--- (the record is exactly seawall's versioned record format, Record::encode / decode; the
--- lease layout has not changed since version 1). Scripts read a record's header fields
--- only after checking the header's CRC (check_record), except to hand the record to the
--- client, which checks both.
+-- (the record is exactly seawall's versioned record format, Record::encode / decode).
+-- Scripts read a record's header fields only after checking the header's CRC
+-- (check_record), except to hand the record to the client, which checks both. A lease is
+-- checked whenever it is read (entry): its two copies must be equal, which catches a
+-- corrupted byte for the cost of one 64-byte comparison (a CRC in Lua costs ~15 us), so a
+-- flipped bit in its expiry can never let a duplicate take a live lease over.
 -- KEYS[2] is the key's fencing-token counter (a decimal integer). Every expiry decision
 -- reads the server's clock (TIME), unless a test clock passed "now" in milliseconds.
 -- Numbers stay below 2^53, so Lua's doubles hold them exactly.
@@ -125,11 +128,20 @@ local function entry(key)
     error('seawall: ' .. key .. ' does not hold a seawall entry')
   end
   local version = string.byte(e, 4)
-  if (magic == 'SWL' and version ~= 1) or (magic == 'SWR' and version ~= 2) then
+  if version ~= 2 then
     error('seawall: ' .. key .. ' holds a seawall ' .. (magic == 'SWL' and 'lease' or 'record') .. ' of format version '
-      .. version .. '; this build reads leases of version 1 and records of version 2')
+      .. version .. '; this build reads leases and records of version 2')
+  end
+  if magic == 'SWL' and (#e ~= 128 or string.sub(e, 1, 64) ~= string.sub(e, 65, 128)) then
+    error('seawall: the lease at ' .. key .. ' is corrupted (its two copies differ): it is refused, not taken '
+      .. 'over or replaced; it ends with its Redis TTL, or delete the key')
   end
   return e
+end
+
+-- A lease entry: its 64-byte header, twice (see the top of this file).
+local function lease_bytes(header)
+  return header .. header
 end
 
 -- Keeps the token counter alive at least `px` ms more (never shortens it); recreates it

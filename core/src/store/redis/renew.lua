@@ -8,6 +8,6 @@ if no then
   return no
 end
 local px = lease + grace
-redis.call('SET', KEYS[1], string.sub(e, 1, 24) .. be64(now + lease) .. string.sub(e, 33, 64), 'PX', int(px))
+redis.call('SET', KEYS[1], lease_bytes(string.sub(e, 1, 24) .. be64(now + lease) .. string.sub(e, 33, 64)), 'PX', int(px))
 keep_counter(KEYS[2], u64(e, 9), px)
 return {0, lease}
