@@ -23,6 +23,7 @@ import logging
 from typing import Any, Callable, Dict, Mapping
 
 from . import _native
+from ._errors import InvalidArgument
 
 __all__ = ["log_event", "logger"]
 
@@ -101,3 +102,13 @@ def call_listeners(listeners: Mapping[int, Callable[[Dict[str, Any]], Any]], eve
             cb(event)
         except Exception as exc:  # noqa: BLE001 - contained by design
             _native._report_unraisable(exc, cb)
+
+
+def check_listener_id(listener_id: Any) -> None:
+    """``remove_listener``'s argument: the int ``on_event`` returned (a misspelt call such
+    as ``remove_listener(callback)`` is refused, like the breaker's, not answered False)."""
+    if not isinstance(listener_id, int) or isinstance(listener_id, bool):
+        raise InvalidArgument(
+            f"invalid argument: listener_id = <{type(listener_id).__name__}>: "
+            "expected the int that on_state_change or on_event returned"
+        )

@@ -47,7 +47,7 @@ from ._errors import (
     ReplayedError,
     SeawallError,
 )
-from ._events import call_listeners
+from ._events import call_listeners, check_listener_id
 
 __all__ = [
     "IdempotencyCache",
@@ -506,6 +506,7 @@ class IdempotencyCache(_native.IdempotencyCache):
 
     def remove_listener(self, listener_id: int) -> bool:
         """Removes a listener by the id :meth:`on_event` returned; False when unknown."""
+        check_listener_id(listener_id)
         removed = self._listeners.pop(listener_id, None) is not None
         self._watched = bool(self._listeners) or self._registry_pump is not None
         self._set_fast(not self._custom, self._watched)

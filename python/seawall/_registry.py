@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional
 from . import _native
 from ._breaker import CircuitBreaker
 from ._errors import InvalidArgument
-from ._events import _LEVELS, call_listeners, log_event, logger
+from ._events import _LEVELS, call_listeners, check_listener_id, log_event, logger
 from ._idempotency import IdempotencyCache, _is_coroutine_function, _pool
 
 __all__ = ["Registry"]
@@ -194,6 +194,7 @@ class Registry(_native.Registry):
 
     def remove_listener(self, listener_id: int) -> bool:
         """Removes a listener by the id :meth:`on_event` returned; False when unknown."""
+        check_listener_id(listener_id)
         with self._lock:
             return self._listeners.pop(listener_id, None) is not None
 

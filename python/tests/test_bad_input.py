@@ -162,6 +162,9 @@ ROWS: List[Row] = [
     inv("breaker_call_not_callable", lambda: CB().call(5), "fn", "<int>", "callable"),
     inv("breaker_on_state_change_int", lambda: CB().on_state_change(5), "callback", "int"),
     inv("breaker_on_event_int", lambda: CB().on_event(5), "callback", "int"),
+    inv("breaker_remove_listener_str", lambda: CB().remove_listener("x"), "listener_id", "<str>", "on_event returned"),
+    inv("breaker_remove_listener_callback", lambda: CB().remove_listener(print), "listener_id", "<builtin_function_or_method>"),
+    Row("breaker_remove_listener_negative", lambda: CB().remove_listener(-1), None, None, ()),
     # -- permits ---------------------------------------------------------------------------
     inv("permit_duration_negative", lambda: _permit().success(-1), "duration", "-1s", "negative"),
     inv("permit_duration_nan", lambda: _permit().success(math.nan), "duration", "nan"),
@@ -307,6 +310,8 @@ ROWS: List[Row] = [
     cfg("check_interval_negative", lambda: sw.Registry().add_check("x", lambda: True, interval=-1), "interval", "-1s"),
     cfg("check_critical_str", lambda: sw.Registry().add_check("x", lambda: True, critical="yes"), "critical", '"yes"'),
     inv("registry_on_event_int", lambda: sw.Registry().on_event(5), "callback", "int"),
+    inv("registry_remove_listener_str", lambda: sw.Registry().remove_listener("x"), "listener_id", "<str>"),
+    inv("cache_remove_listener_float", lambda: IC().remove_listener(1.0), "listener_id", "<float>"),
     inv("observability_app_int", lambda: seawall.asgi.observability_app(5), "registry", "<int>"),
     inv("observability_app_path_int", lambda: seawall.asgi.observability_app(sw.Registry(), health_path=5), "health_path", "5"),
     # -- HTTP middlewares ------------------------------------------------------------------

@@ -680,12 +680,13 @@ impl PyBreaker {
     }
 
     /// Removes a listener by the id `on_state_change` returned; False when unknown.
-    fn remove_listener(&self, id: u64) -> bool {
+    fn remove_listener(&self, py: Python<'_>, listener_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Some(id) = crate::values::listener_id(py, listener_id)? else { return Ok(false) };
         let removed = self.inner.remove_listener(ListenerId(id));
         let slot = lock(&self.listeners).remove(&id);
         // Dropped after the lock is released: dropping a callback may run Python code.
         let _callback = slot.and_then(|slot| lock(&slot).take());
-        removed
+        Ok(removed)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {

@@ -47,22 +47,6 @@ use crate::values::config_value;
 /// How Python spells options: snake case, durations in seconds.
 pub(crate) const STYLE: Style = Style { naming: Naming::Snake, unit: DurationUnit::Seconds };
 
-/// Option names whose value may be None (meaning: the default).
-const CACHE_OPTION_NAMES: &[&str] = &[
-    "name",
-    "ttl",
-    "lease",
-    "lease_duration",
-    "on_duplicate",
-    "wait_timeout",
-    "cache_errors",
-    "max_result_bytes",
-    "on_store_error",
-    "critical",
-    "max_entries",
-    "max_bytes",
-];
-
 /// How long a blocked duplicate waits before it checks for signals (Ctrl-C).
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
@@ -223,7 +207,7 @@ pub(crate) fn build_config(
     if let Some(options) = options {
         for (k, v) in options.iter() {
             let k: String = k.extract()?;
-            if v.is_none() && CACHE_OPTION_NAMES.contains(&k.as_str()) {
+            if v.is_none() && IdempotencyConfig::knows(&k) {
                 continue; // None: the default (an unknown name is still refused)
             }
             config.set(&k, config_value(&v)).map_err(|e| to_py(py, Error::Config(e), None))?;

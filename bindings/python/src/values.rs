@@ -30,3 +30,15 @@ fn other(v: &Bound<'_, PyAny>) -> ConfigValue {
     let name = v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned());
     ConfigValue::Other(name)
 }
+
+/// A listener id argument (`remove_listener`): an `int` (not a `bool`); `None` for one no
+/// listener can have (negative or too large), so the caller answers False as for an
+/// unknown id. Another type is an `InvalidArgument` naming the argument.
+pub fn listener_id(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+    if !v.is_instance_of::<PyInt>() || v.is_instance_of::<PyBool>() {
+        let name = v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned());
+        let msg = format!("listener_id = <{name}>: expected the int that on_state_change or on_event returned");
+        return Err(crate::errors::to_py(py, seawall::Error::InvalidArgument(msg), None));
+    }
+    Ok(v.extract::<u64>().ok())
+}

@@ -84,6 +84,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "critical",
 ];
 
+/// Other names [`IdempotencyConfig::set`] accepts for an option: `lease_duration` is `lease`.
+pub const OPTION_ALIASES: &[&str] = &["lease_duration"];
+
 /// Default `ttl`: 24 hours.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Default `lease`: 30 seconds.
@@ -206,6 +209,20 @@ impl IdempotencyConfig {
     pub fn with_store(mut self, store: SharedStore) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// Whether [`set`](Self::set) knows the option `name`, in either spelling. Bindings that
+    /// let a user pass "not given" (Python's `None`) skip such a value only for a known
+    /// name, so a misspelt one is still refused; tests and fuzzers enumerate the same set.
+    ///
+    /// ```
+    /// use seawall::IdempotencyConfig;
+    /// assert!(IdempotencyConfig::knows("waitTimeout") && IdempotencyConfig::knows("lease_duration"));
+    /// assert!(!IdempotencyConfig::knows("wait_timout"));
+    /// ```
+    pub fn knows(name: &str) -> bool {
+        let c = snake_case(name);
+        OPTION_NAMES.contains(&c.as_str()) || OPTION_ALIASES.contains(&c.as_str())
     }
 
     /// Sets one option by name (`wait_timeout` or `waitTimeout`), checking its type and

@@ -51,7 +51,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 pub use config::{
-    IdempotencyConfig, OnDuplicate, OnStoreError, DEFAULT_LEASE, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TTL, OPTION_NAMES,
+    IdempotencyConfig, OnDuplicate, OnStoreError, DEFAULT_LEASE, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TTL, OPTION_ALIASES, OPTION_NAMES,
 };
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use key::{check_key_len, key_from_bytes, validate_key, MAX_KEY_BYTES};

@@ -73,13 +73,12 @@ pub fn check_record_bytes(bytes: &[u8]) {
 }
 
 const BREAKER_NAMES: &[&str] = seawall::breaker::OPTION_NAMES;
-/// The core's own list (so a new option is fuzzed the day it lands), plus the one alias.
-const IDEM_ALIASES: &[&str] = &["lease_duration"];
-
-/// Every name `IdempotencyConfig::set` accepts, canonical spelling.
+/// Every name `IdempotencyConfig::set` accepts, canonical spelling: the core's own lists,
+/// so a new option is fuzzed the day it lands.
 pub fn idem_names() -> &'static [&'static str] {
+    use seawall::idempotency::{OPTION_ALIASES, OPTION_NAMES};
     static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    NAMES.get_or_init(|| seawall::idempotency::OPTION_NAMES.iter().chain(IDEM_ALIASES).copied().collect())
+    NAMES.get_or_init(|| OPTION_NAMES.iter().chain(OPTION_ALIASES).copied().collect())
 }
 
 struct Reader<'a>(&'a [u8]);
