@@ -1243,23 +1243,32 @@ class CircuitBreaker extends EventEmitter {
     }
   }
 
-  // A call admitted in JS in the epoch `hi:lo` threw `err`: as #failed.
-  #failedIn(lo, hi, err) {
+  // What a call that threw `err` counts as: FAILURE, IGNORE (`isFailure` said no) or
+  // TIMEOUT; `{ threw }` when `isFailure` itself threw (the call then counts as a failure
+  // and the caller rethrows that error).
+  #outcomeOf(err) {
     let outcome = FAILURE;
     if (this.#isFailure !== undefined) {
       let failure;
       try {
         failure = this.#isFailure(err);
-      } catch (classifyErr) {
-        this.#recordIn(lo, hi, FAILURE);
-        throw classifyErr;
+      } catch (threw) {
+        return { threw };
       }
       if (!failure) outcome = IGNORE;
     }
     if (outcome === FAILURE && err !== null && typeof err === 'object' && err.code === 'SEAWALL_TIMEOUT') {
       outcome = TIMEOUT;
     }
-    this.#recordIn(lo, hi, outcome);
+    return outcome;
+  }
+
+  // A call admitted in JS in the epoch `hi:lo` threw `err`: as #failed.
+  #failedIn(lo, hi, err) {
+    const outcome = this.#outcomeOf(err);
+    if (typeof outcome === 'number') return this.#recordIn(lo, hi, outcome);
+    this.#recordIn(lo, hi, FAILURE);
+    throw outcome.threw;
   }
 
   #recordIn(lo, hi, outcome) {
@@ -1323,21 +1332,10 @@ class CircuitBreaker extends EventEmitter {
   // Records the outcome of a call that threw `err`; throws what `isFailure` threw, after
   // counting the call as a failure.
   #failed(slot, err) {
-    let outcome = FAILURE;
-    if (this.#isFailure !== undefined) {
-      let failure;
-      try {
-        failure = this.#isFailure(err);
-      } catch (classifyErr) {
-        this.#settle(slot, FAILURE);
-        throw classifyErr;
-      }
-      if (!failure) outcome = IGNORE;
-    }
-    if (outcome === FAILURE && err !== null && typeof err === 'object' && err.code === 'SEAWALL_TIMEOUT') {
-      outcome = TIMEOUT;
-    }
-    this.#settle(slot, outcome);
+    const outcome = this.#outcomeOf(err);
+    if (typeof outcome === 'number') return this.#settle(slot, outcome);
+    this.#settle(slot, FAILURE);
+    throw outcome.threw;
   }
 
   #rejected(err, args) {

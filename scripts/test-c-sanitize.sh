@@ -224,23 +224,6 @@ for mode in "${modes[@]}"; do
   fi
 done
 
-# with_redis CMD...: runs CMD with SEAWALL_REDIS_URL pointing at a fresh redis-server.
-with_redis() {
-  local port pid rc
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >redis.log 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  SEAWALL_REDIS_URL="redis://127.0.0.1:$port/0" "$@"
-  rc=$?
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return $rc
-}
-
 for mode in "${modes[@]}"; do
   for p in "${programs[@]}"; do
     IFS='|' read -r name _ _ args <<<"$p"
@@ -252,7 +235,7 @@ for mode in "${modes[@]}"; do
     else
       cmd=(timeout 300 "${VALGRIND[@]}" "${cmd[@]}")
     fi
-    [ "$name" = redis ] && cmd=(with_redis "${cmd[@]}")
+    [ "$name" = redis ] && cmd=("$repo/scripts/with-redis.sh" "${cmd[@]}")
     t0=$(date +%s%N)
     "${cmd[@]}" >"$mode-$name.out" 2>&1
     rc=$?

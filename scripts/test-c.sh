@@ -162,19 +162,7 @@ idempotency_threads_5() {
 step "idempotency threads (5 runs)" idempotency_threads_5
 
 redis_test() { # its own redis-server on a free loopback port; fails (never skips) without one
-  command -v redis-server >/dev/null || { echo "redis-server is missing (scripts/bootstrap.sh installs it)"; return 1; }
-  local port pid rc
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >redis.log 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  SEAWALL_REDIS_URL="redis://127.0.0.1:$port/0" timeout 60 ./redis
-  rc=$?
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-  return $rc
+  "$repo/scripts/with-redis.sh" timeout 60 ./redis
 }
 step "idempotency on a real redis-server" redis_test
 

@@ -51,6 +51,19 @@ fn acquired(c: Claim) -> (u64, bool) {
 }
 
 /// The server's clock in ms.
+/// A claim on a corrupted entry: refused with `StoreUnavailable`, and the message says why
+/// in one of the `reasons`; never a claim result.
+fn assert_refused(r: Result<Claim, seawall::Error>, what: &str, reasons: &[&str]) {
+    match r {
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::StoreUnavailable, "{what}: {e}");
+            let m = e.to_string();
+            assert!(reasons.iter().any(|why| m.contains(why)), "{what}: {m}");
+        }
+        Ok(c) => panic!("{what}: a corrupted entry gave {c:?}"),
+    }
+}
+
 fn server_ms(conn: &mut redis::Connection) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query(conn).unwrap();
     s * 1000 + us / 1000
@@ -807,18 +820,15 @@ fn records_carry_their_checksums_through_the_scripts_and_corrupted_ones_are_refu
         let record = s.complete("flip", token, out, Duration::from_secs(3600)).unwrap();
         let entry = s.key_names("flip").entry;
         let good: Vec<u8> = conn.get(&entry).unwrap();
-        let refused = |r: Result<Claim, seawall::Error>, what: &str| match r {
-            Err(e) => {
-                assert_eq!(e.code(), ErrorCode::StoreUnavailable, "{what}: {e}");
-                let m = e.to_string();
-                assert!(
-                    m.contains("checksum mismatch") || m.contains("is corrupted") || m.contains("format version")
-                        || m.contains("not a seawall record") || m.contains("does not hold a seawall entry")
-                        || m.contains("cannot decode"),
-                    "{what}: {m}"
-                );
-            }
-            Ok(c) => panic!("{what}: {c:?}"),
+        let refused = |r, what: &str| {
+            assert_refused(r, what, &[
+                "checksum mismatch",
+                "is corrupted",
+                "format version",
+                "not a seawall record",
+                "does not hold a seawall entry",
+                "cannot decode",
+            ])
         };
         for at in 0..good.len() {
             for bit in 0..8 {
@@ -881,17 +891,13 @@ fn corrupted_leases_are_refused_never_taken_over() {
         let entry = s.key_names("held").entry;
         let good: Vec<u8> = conn.get(&entry).unwrap();
         assert_eq!(good.len(), 128);
-        let refused = |r: Result<Claim, seawall::Error>, what: &str| match r {
-            Err(e) => {
-                assert_eq!(e.code(), ErrorCode::StoreUnavailable, "{what}: {e}");
-                let m = e.to_string();
-                assert!(
-                    m.contains("is corrupted (its two copies differ)") || m.contains("format version")
-                        || m.contains("does not hold a seawall entry") || m.contains("is corrupted (its header"),
-                    "{what}: {m}"
-                );
-            }
-            Ok(c) => panic!("{what}: a corrupted lease gave {c:?}"),
+        let refused = |r, what: &str| {
+            assert_refused(r, what, &[
+                "is corrupted (its two copies differ)",
+                "format version",
+                "does not hold a seawall entry",
+                "is corrupted (its header",
+            ])
         };
         let put = |conn: &mut redis::Connection, bytes: &[u8]| {
             let _: () = redis::cmd("SET").arg(&entry).arg(bytes).arg("KEEPTTL").query(conn).unwrap();

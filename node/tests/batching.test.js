@@ -70,83 +70,80 @@ function between(b, clock, mid) {
   else clock.advance(mid.advance);
 }
 
-// The reference: one permit per call, outcomes recorded in the order the calls end.
-function runReference(config, steps, reads) {
+// A twin breaker for one script, with its state changes recorded when `listen`.
+function twin(config, listen) {
   const clock = new ManualClock();
   const b = new CircuitBreaker({ ...config, name: 'twin', clock, isFailure });
   const events = [];
-  b.on('stateChange', (e) => events.push([e.from, e.to, e.at, e.reason]));
+  if (listen) b.on('stateChange', (e) => events.push([e.from, e.to, e.at, e.reason]));
+  return { b, clock, events };
+}
+
+// Plays `steps` on `b`; `calls(step)` makes a step's calls and returns what was rejected.
+// What is seen: the rejections, the state and snapshot after each read, and at the end.
+async function play(b, clock, steps, reads, calls) {
   const seen = [];
   for (const step of steps) {
-    if (step.calls) {
-      const permits = step.calls.map((_, j) => {
-        if (j === step.split) between(b, clock, step.mid);
-        try {
-          return b.tryAcquire();
-        } catch (err) {
-          return { rejected: [err.code, err.state, err.retryAfter] };
-        }
-      });
-      const rejections = permits.map((p) => (p.rejected ? p.rejected : null));
-      for (const j of step.order) {
-        const p = permits[j];
-        if (p.rejected) continue;
-        const o = step.calls[j];
-        if (o === 'ok') p.success(0);
-        else if (o === 'fail') p.failure(0);
-        else p.ignore();
-      }
-      seen.push(rejections);
-    } else if (step.advance !== undefined) {
-      clock.advance(step.advance);
-    } else if (step.action) {
-      b[step.action]();
-    }
+    if (step.calls) seen.push(await calls(step));
+    else if (step.advance !== undefined) clock.advance(step.advance);
+    else if (step.action) b[step.action]();
     if (reads || step.read) seen.push([b.state, comparable(b.snapshot())]);
   }
   seen.push([b.state, comparable(b.snapshot())]);
+  return seen;
+}
+
+// The reference: one permit per call, outcomes recorded in the order the calls end.
+async function runReference(config, steps, reads) {
+  const { b, clock, events } = twin(config, true);
+  const seen = await play(b, clock, steps, reads, (step) => {
+    const permits = step.calls.map((_, j) => {
+      if (j === step.split) between(b, clock, step.mid);
+      try {
+        return b.tryAcquire();
+      } catch (err) {
+        return { rejected: [err.code, err.state, err.retryAfter] };
+      }
+    });
+    for (const j of step.order) {
+      const p = permits[j];
+      if (p.rejected) continue;
+      const o = step.calls[j];
+      if (o === 'ok') p.success(0);
+      else if (o === 'fail') p.failure(0);
+      else p.ignore();
+    }
+    return permits.map((p) => (p.rejected ? p.rejected : null));
+  });
   return { seen, events };
 }
 
 // The same through execute: admitted together, each fn ends when its turn comes.
 async function runExecute(config, steps, reads, listen) {
-  const clock = new ManualClock();
-  const b = new CircuitBreaker({ ...config, name: 'twin', clock, isFailure });
-  const events = [];
-  if (listen) b.on('stateChange', (e) => events.push([e.from, e.to, e.at, e.reason]));
-  const seen = [];
-  for (const step of steps) {
-    if (step.calls) {
-      const ends = [];
-      const calls = step.calls.map((o, j) => {
-        if (j === step.split) between(b, clock, step.mid);
-        return b.execute(
-          () =>
-            new Promise((resolve, reject) => {
-              ends[j] = () => (o === 'ok' ? resolve(j) : reject(errorOf(o)));
-            }),
-        );
-      });
-      for (const j of step.order) if (ends[j]) ends[j]();
-      const settled = await Promise.allSettled(calls);
-      const rejections = settled.map((s, j) => {
-        if (ends[j]) {
-          if (step.calls[j] === 'ok') assert.deepEqual(s, { status: 'fulfilled', value: j });
-          else assert.equal(s.status, 'rejected');
-          return null;
-        }
-        assert.equal(s.status, 'rejected');
-        return [s.reason.code, s.reason.state, s.reason.retryAfter];
-      });
-      seen.push(rejections);
-    } else if (step.advance !== undefined) {
-      clock.advance(step.advance);
-    } else if (step.action) {
-      b[step.action]();
-    }
-    if (reads || step.read) seen.push([b.state, comparable(b.snapshot())]);
-  }
-  seen.push([b.state, comparable(b.snapshot())]);
+  const { b, clock, events } = twin(config, listen);
+  const seen = await play(b, clock, steps, reads, async (step) => {
+    const ends = [];
+    const calls = step.calls.map((o, j) => {
+      if (j === step.split) between(b, clock, step.mid);
+      return b.execute(
+        () =>
+          new Promise((resolve, reject) => {
+            ends[j] = () => (o === 'ok' ? resolve(j) : reject(errorOf(o)));
+          }),
+      );
+    });
+    for (const j of step.order) if (ends[j]) ends[j]();
+    const settled = await Promise.allSettled(calls);
+    return settled.map((r, j) => {
+      if (ends[j]) {
+        if (step.calls[j] === 'ok') assert.deepEqual(r, { status: 'fulfilled', value: j });
+        else assert.equal(r.status, 'rejected');
+        return null;
+      }
+      assert.equal(r.status, 'rejected');
+      return [r.reason.code, r.reason.state, r.reason.retryAfter];
+    });
+  });
   return { seen, events };
 }
 
@@ -156,7 +153,7 @@ test('batched successes decide like one permit each (random scripts, every confi
     for (let seed = 1; seed <= 40; seed++) {
       const steps = script(seed * 7919 + c, 40);
       for (const reads of [false, true]) {
-        const want = runReference(config, steps, reads);
+        const want = await runReference(config, steps, reads);
         for (const listen of [false, true]) {
           const got = await runExecute(config, steps, reads, listen);
           const where = `config ${c}, seed ${seed}, reads ${reads}, listener ${listen}`;

@@ -98,11 +98,12 @@ pub(crate) fn is_true(env: sys::napi_env, v: Value) -> bool {
     status == sys::Status::napi_ok && b
 }
 
-/// Reads a JS string as UTF-8 and hands it to `f` (a stack buffer for short strings, so
-/// keys cost no allocation). `None` when `v` is not a string.
-pub(crate) fn with_str<R>(env: sys::napi_env, v: Value, f: impl FnOnce(&str) -> R) -> Result<Option<R>> {
-    const STACK: usize = 512;
-    let mut buf = [0u8; STACK];
+const STACK: usize = 512;
+
+/// Reads a JS string as UTF-8 into `buf`: `None` when `v` is not a string, `Some(Some(len))`
+/// when it fit, `Some(None)` when it is longer (read it with `read_string`).
+#[inline]
+fn read_short(env: sys::napi_env, v: Value, buf: &mut [u8; STACK]) -> Result<Option<Option<usize>>> {
     let mut len = 0usize;
     let status = unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), STACK, &mut len) };
     if status == sys::Status::napi_string_expected {
@@ -110,32 +111,35 @@ pub(crate) fn with_str<R>(env: sys::napi_env, v: Value, f: impl FnOnce(&str) -> 
     }
     check(status, "read a string")?;
     // V8 writes whole characters only: a string that fits leaves at least 4 bytes free.
-    if len + 4 < STACK {
-        let s = std::str::from_utf8(&buf[..len]).map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
-        return Ok(Some(f(s)));
+    Ok(Some((len + 4 < STACK).then_some(len)))
+}
+
+/// Reads a JS string as UTF-8 and hands it to `f` (a stack buffer for short strings, so
+/// keys cost no allocation). `None` when `v` is not a string.
+pub(crate) fn with_str<R>(env: sys::napi_env, v: Value, f: impl FnOnce(&str) -> R) -> Result<Option<R>> {
+    let mut buf = [0u8; STACK];
+    let utf8 = |e: std::str::Utf8Error| Error::new(Status::GenericFailure, e.to_string());
+    match read_short(env, v, &mut buf)? {
+        None => Ok(None),
+        Some(Some(len)) => Ok(Some(f(std::str::from_utf8(&buf[..len]).map_err(utf8)?))),
+        Some(None) => {
+            let bytes = read_string(env, v)?.unwrap_or_default();
+            let s = String::from_utf8(bytes).map_err(|e| utf8(e.utf8_error()))?;
+            Ok(Some(f(&s)))
+        }
     }
-    let bytes = read_string(env, v)?.unwrap_or_default();
-    let s = String::from_utf8(bytes).map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
-    Ok(Some(f(&s)))
 }
 
 /// A JS string's UTF-8 bytes in a `Vec` of exactly their length (so a boxed slice made
 /// of it needs no reallocation); `None` when `v` is not a string. A short string is read
 /// in one pass (through a stack buffer), a longer one in two.
 pub(crate) fn string_bytes(env: sys::napi_env, v: Value) -> Result<Option<Vec<u8>>> {
-    const STACK: usize = 512;
     let mut buf = [0u8; STACK];
-    let mut len = 0usize;
-    let status = unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), STACK, &mut len) };
-    if status == sys::Status::napi_string_expected {
-        return Ok(None);
+    match read_short(env, v, &mut buf)? {
+        None => Ok(None),
+        Some(Some(len)) => Ok(Some(buf[..len].to_vec())),
+        Some(None) => read_string(env, v),
     }
-    check(status, "read a string")?;
-    // V8 writes whole characters only: a string that fits leaves at least 4 bytes free.
-    if len + 4 < STACK {
-        return Ok(Some(buf[..len].to_vec()));
-    }
-    read_string(env, v)
 }
 
 /// A JS string's UTF-8 bytes; `None` when `v` is not a string.

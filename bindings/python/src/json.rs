@@ -310,32 +310,28 @@ fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: u32) -> Option<()> {
         }
         out.push(b'}');
     } else if let Ok(l) = v.cast_exact::<PyList>() {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        out.push(b'[');
-        for (n, item) in l.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            write(&item, out, depth + 1)?;
-        }
-        out.push(b']');
+        write_array(l.iter(), out, depth)?;
     } else if let Ok(t) = v.cast_exact::<PyTuple>() {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        out.push(b'[');
-        for (n, item) in t.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            write(&item, out, depth + 1)?;
-        }
-        out.push(b']');
+        write_array(t.iter(), out, depth)?;
     } else {
         return None;
     }
+    Some(())
+}
+
+/// A list or a tuple, as a JSON array.
+fn write_array<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, out: &mut Vec<u8>, depth: u32) -> Option<()> {
+    if depth >= MAX_DEPTH {
+        return None;
+    }
+    out.push(b'[');
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write(&item, out, depth + 1)?;
+    }
+    out.push(b']');
     Some(())
 }
 
